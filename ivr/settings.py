@@ -1,0 +1,226 @@
+"""The engine's settings: one TOML file, overridden by the environment.
+
+Every default lives here, once. ``HOTLINE_<SECTION>__<KEY>`` in the
+environment overrides the file (``HOTLINE_ARI__PASSWORD=...``), which is how
+secrets reach a production engine without being written to disk. A bad file
+or value stops the engine at start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Passwords shipped in the sandbox and example files. An engine that is not
+# a sandbox refuses to start with any of them.
+SAMPLE_SECRETS = frozenset({"sandbox-ari-password", "sandbox-redis-password", "sandbox-hmac-key",
+                            "change-me"})
+
+Seconds = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SettingsError(Exception):
+    """The settings file or environment is unusable; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineSettings(_Section):
+    # Distinguishes engine processes sharing one Redis: routing offers are
+    # published to the engine holding the call's channel.
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    app: str = "hotline"
+    http_host: str = "127.0.0.1"
+    http_port: Port = 8080
+    log_level: str = "INFO"
+    # A sandbox may run with the sample passwords; nothing else may.
+    sandbox: bool = False
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+
+class AriSettings(_Section):
+    url: str = "http://127.0.0.1:8088"
+    username: str = "hotline"
+    password: SecretStr
+    request_timeout_s: Seconds = 5.0
+    reconnect_max_s: Seconds = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:6390/0"
+    password: SecretStr | None = None
+    key_prefix: str = "hl:"
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class LinesSettings(_Section):
+    """The numbers the carrier delivers, and where calls go when we cannot route."""
+
+    toll_free: str = "18883737888"
+    # Dialled by the dialplan when the engine is down, and by the engine when
+    # it cannot route (Redis down): a human must still answer.
+    backup_destination: str = "PJSIP/1999@carrier"
+    backup_ring_s: Annotated[int, Field(gt=0)] = 30
+
+
+class QueueSettings(_Section):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    skills: frozenset[str]
+    # The language(s) a menu choice routes to this queue ("en", "other"...).
+    languages: frozenset[str] = frozenset()
+
+
+class RoutingSettings(_Section):
+    advocate_ring_s: Seconds = 20.0
+    wrap_up_s: Seconds = 30.0
+    # Per-call records in Redis expire: nothing about a call outlives a day.
+    call_ttl_s: Annotated[int, Field(gt=0)] = 86400
+    queues: tuple[QueueSettings, ...] = (
+        QueueSettings(name="english", skills=frozenset({"en"}), languages=frozenset({"en", "other"})),
+        QueueSettings(name="spanish", skills=frozenset({"es"}), languages=frozenset({"es"})),
+    )
+
+    @model_validator(mode="after")
+    def _queues_cover_languages(self) -> RoutingSettings:
+        names = [q.name for q in self.queues]
+        if len(set(names)) != len(names):
+            raise ValueError(f"queues: duplicate queue names in {names}")
+        if not self.queues:
+            raise ValueError("queues: at least one queue is needed")
+        return self
+
+    def queue_for_language(self, language: str) -> str:
+        for queue in self.queues:
+            if language in queue.languages:
+                return queue.name
+        return self.queues[0].name
+
+
+class MenuSettings(_Section):
+    path: Path = REPO / "dialplans" / "menu.toml"
+    prompts_dir: Path = REPO / "dialplans" / "prompts"
+
+
+class PrivacySettings(_Section):
+    # Keys the HMAC that stands in for a caller's number wherever one call
+    # must be told from another (repeat callers); the number itself is never stored.
+    hmac_key: SecretStr
+
+
+class AdvocateSettings(_Section):
+    """The roster. Tokens are stored only as their SHA-256."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    name: str
+    endpoint: str
+    skills: frozenset[str] = frozenset({"en"})
+    roles: frozenset[str] = frozenset({"advocate"})
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SandboxSettings(_Section):
+    root: Path = Path("/var/cache/hotline-sandbox/root")
+    state_dir: Path = Path("/var/cache/hotline-sandbox/state")
+    sip_host: str = "127.0.0.1"
+    sip_port: Port = 5060
+    pstn_host: str = "127.0.0.1"
+    pstn_port: Port = 5070
+    rtp_start: Port = 20000
+    rtp_end: Port = 20999
+    phones_app: str = "phones"
+    phones_http_port: Port = 8089
+    redis_port: Port = 6390
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__",
+                                      extra="forbid", frozen=True)
+
+    engine: EngineSettings = EngineSettings()
+    ari: AriSettings
+    redis: RedisSettings = RedisSettings()
+    lines: LinesSettings = LinesSettings()
+    routing: RoutingSettings = RoutingSettings()
+    menu: MenuSettings = MenuSettings()
+    privacy: PrivacySettings
+    advocates: tuple[AdvocateSettings, ...] = ()
+    sandbox: SandboxSettings = SandboxSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (passed as init values).
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _no_sample_secrets_in_production(self) -> Settings:
+        if self.engine.sandbox:
+            return self
+        secrets = {"ari.password": self.ari.password, "privacy.hmac_key": self.privacy.hmac_key,
+                   "redis.password": self.redis.password}
+        for key, secret in secrets.items():
+            if secret is not None and secret.get_secret_value() in SAMPLE_SECRETS:
+                raise ValueError(f"{key}: is a sample password; set a real one "
+                                 "(or engine.sandbox = true for the local sandbox)")
+        ids = [a.id for a in self.advocates]
+        if len(set(ids)) != len(ids):
+            raise ValueError("advocates: duplicate advocate ids")
+        return self
+
+
+def load_settings(path: Path | str, **overrides: Any) -> Settings:
+    """Read ``path`` and the environment; raise SettingsError naming the bad key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise SettingsError(f"settings file {path}:\n{_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"  {key}: {error['msg']}")
+    return "\n".join(lines)
