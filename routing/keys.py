@@ -1,0 +1,68 @@
+"""Every Redis key and channel routing uses, with its type and lifetime.
+
+The Lua twin of this layout is ``lua/keys.lib.lua``: scripts discover keys
+(the next waiting call, the advocate it goes to) while they run, so they must
+build names themselves. Keep both files in step; the Redis tests read back
+through this module what the scripts wrote, so a drift fails them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    # Several deployments (or test runs) can share one Redis under different
+    # prefixes. No "*" allowed: snapshot() uses the advocate key as a SORT
+    # GET pattern, where "*" stands for the advocate id.
+    prefix: str = "hl:"
+
+    def __post_init__(self) -> None:
+        if "*" in self.prefix:
+            raise ValueError(f"Redis key prefix must not contain '*': {self.prefix!r}")
+
+    def advocates(self) -> str:
+        """SET of every registered advocate id. Permanent; SREM on removal."""
+        return f"{self.prefix}advocates"
+
+    def advocate(self, advocate_id: str) -> str:
+        """HASH name, endpoint, skills csv, roles csv, queues csv, token_hash,
+        state, state_since ms, idle_since ms, call. Permanent until removal."""
+        return f"{self.prefix}adv:{advocate_id}"
+
+    def advocate_state_pattern(self) -> str:
+        """SORT ... GET pattern reading every advocate's state in one command."""
+        return f"{self.prefix}adv:*->state"
+
+    def waiting(self, queue: str) -> str:
+        """ZSET call_id -> waiting_score (lower is offered first). Members leave
+        when offered, abandoned, or found without a call hash (TTL expired)."""
+        return f"{self.prefix}q:{queue}:waiting"
+
+    def available(self, queue: str) -> str:
+        """ZSET advocate_id -> idle_since ms (lowest = longest idle). Holds
+        exactly the available advocates serving the queue."""
+        return f"{self.prefix}q:{queue}:available"
+
+    def call(self, call_id: str) -> str:
+        """HASH queue, priority, arrival_ms, score, owner, ttl_s, state
+        (waiting|offered|bridged|ended), advocate, plus free metadata fields.
+        Expires ttl_s after its last routing change, so ended calls linger
+        long enough for late events to be recognised as stale."""
+        return f"{self.prefix}call:{call_id}"
+
+    def ringing(self) -> str:
+        """ZSET call_id -> ms the offer was made, for calls in state offered.
+        Lets an engine find offers whose pub/sub message it never received."""
+        return f"{self.prefix}ringing"
+
+    def offers(self, owner: str) -> str:
+        """Pub/sub channel of the engine `owner`: JSON offers for the calls whose
+        channel it holds. Fire and forget; see RoutingStore.stale_offers."""
+        return f"{self.prefix}offers:{owner}"
+
+    def tokens(self) -> str:
+        """HASH sha256(token) hex -> advocate id. Entry lives as long as the
+        advocate keeps that token hash."""
+        return f"{self.prefix}tokens"
