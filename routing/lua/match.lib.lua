@@ -1,0 +1,99 @@
+-- Library, not a script: prepended at load time (after keys.lib.lua) to every
+-- routing script by routing/scripts.py, so that one copy of the matching loop
+-- decides who takes which call whichever event triggered it.
+
+local function split_csv(s)
+  local parts = {}
+  if s then
+    for part in string.gmatch(s, '[^,]+') do parts[#parts + 1] = part end
+  end
+  return parts
+end
+
+local function contains(list, value)
+  for _, v in ipairs(list) do
+    if v == value then return true end
+  end
+  return false
+end
+
+-- The call hash lives ttl_s after its last routing change: a long bridged
+-- call must not expire under the advocate, and an ended one must linger so
+-- that late events are recognised as stale rather than unknown.
+local function touch_call(ckey)
+  local ttl = redis.call('HGET', ckey, 'ttl_s')
+  if ttl then redis.call('EXPIRE', ckey, ttl) end
+end
+
+local function make_available(p, adv_id, queues, idle_since)
+  for _, q in ipairs(queues) do redis.call('ZADD', available_key(p, q), idle_since, adv_id) end
+end
+
+local function make_unavailable(p, adv_id, queues)
+  for _, q in ipairs(queues) do redis.call('ZREM', available_key(p, q), adv_id) end
+end
+
+-- Script reply: a status word, then the JSON offers made (if any).
+local function reply_ok(offers)
+  local reply = {'ok'}
+  for _, o in ipairs(offers or {}) do reply[#reply + 1] = o end
+  return reply
+end
+
+-- Offer call_id (head of queue q) to adv_id. The advocate leaves every
+-- available set at once: serving two queues must not get them two calls.
+local function make_offer(p, call_id, adv_id, q, now_ms)
+  local akey = advocate_key(p, adv_id)
+  local ckey = call_key(p, call_id)
+  local adv = redis.call('HMGET', akey, 'queues', 'endpoint')
+  make_unavailable(p, adv_id, split_csv(adv[1]))
+  redis.call('HSET', akey, 'state', 'ringing', 'state_since', now_ms, 'call', call_id)
+  redis.call('ZREM', waiting_key(p, q), call_id)
+  redis.call('HSET', ckey, 'state', 'offered', 'advocate', adv_id)
+  touch_call(ckey)
+  redis.call('ZADD', ringing_key(p), now_ms, call_id)
+  local owner = redis.call('HGET', ckey, 'owner')
+  local payload = cjson.encode({
+    call_id = call_id, advocate_id = adv_id, endpoint = adv[2], queue = q, owner = owner,
+  })
+  redis.call('PUBLISH', offers_channel(p, owner), payload)
+  return payload
+end
+
+-- While some queue among `queues` has both a waiting call and an available
+-- advocate: take the best head call (lowest score; on a tie the queue listed
+-- first, as Lua's string "<" follows the server's locale and would not be a
+-- stable order) among queues that have an advocate, and offer it to that
+-- queue's longest-idle advocate (ZSET ties: lowest id). Callers pass the queues their event could
+-- have unblocked; the others already had no such pair. Returns the JSON
+-- offers in the order they were made.
+local function match(p, queues, now_ms)
+  local offers = {}
+  while true do
+    local best_q, best_call, best_score
+    for _, q in ipairs(queues) do
+      if redis.call('ZCARD', available_key(p, q)) > 0 then
+        local head = redis.call('ZRANGE', waiting_key(p, q), 0, 0, 'WITHSCORES')
+        if head[1] then
+          local score = tonumber(head[2])
+          if best_score == nil or score < best_score then
+            best_q, best_call, best_score = q, head[1], score
+          end
+        end
+      end
+    end
+    if best_q == nil then break end
+
+    local adv_id = redis.call('ZRANGE', available_key(p, best_q), 0, 0)[1]
+    -- Heal entries left by an expired call hash or a removed advocate
+    -- instead of offering them; each pass removes one, so the loop ends.
+    if redis.call('HGET', call_key(p, best_call), 'state') ~= 'waiting' then
+      redis.call('ZREM', waiting_key(p, best_q), best_call)
+    elseif redis.call('HGET', advocate_key(p, adv_id), 'state') ~= 'available' then
+      redis.call('ZREM', available_key(p, best_q), adv_id)
+    else
+      offers[#offers + 1] = make_offer(p, best_call, adv_id, best_q, now_ms)
+    end
+  end
+  return offers
+end

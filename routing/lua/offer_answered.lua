@@ -1,0 +1,16 @@
+-- The advocate picked up: the offer becomes a bridged call. Repeating it for
+-- the same pair is harmless; any other pair is stale.
+-- KEYS[1] advocate hash   KEYS[2] call hash   KEYS[3] ringing zset
+-- ARGV[1] key prefix      ARGV[2] call id     ARGV[3] advocate id   ARGV[4] now ms
+-- Reply: {'ok'} | {'stale'}
+local call_id, adv_id, now_ms = ARGV[2], ARGV[3], ARGV[4]
+local adv = redis.call('HMGET', KEYS[1], 'state', 'call')
+local call = redis.call('HMGET', KEYS[2], 'state', 'advocate')
+if adv[2] ~= call_id or call[2] ~= adv_id then return {'stale'} end
+if adv[1] == 'on_call' and call[1] == 'bridged' then return {'ok'} end
+if adv[1] ~= 'ringing' or call[1] ~= 'offered' then return {'stale'} end
+redis.call('HSET', KEYS[1], 'state', 'on_call', 'state_since', now_ms)
+redis.call('HSET', KEYS[2], 'state', 'bridged')
+touch_call(KEYS[2])
+redis.call('ZREM', KEYS[3], call_id)
+return {'ok'}

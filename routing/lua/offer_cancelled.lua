@@ -1,0 +1,20 @@
+-- The caller hung up while the advocate's phone rang. The advocate did
+-- nothing wrong: they return to their lines with their previous idle_since,
+-- ahead of those who became free after them, and are matched at once.
+-- KEYS[1] advocate hash   KEYS[2] call hash   KEYS[3] ringing zset
+-- ARGV[1] key prefix      ARGV[2] call id     ARGV[3] advocate id   ARGV[4] now ms
+-- Reply: {'ok', offer json...} | {'stale'}
+local p, call_id, adv_id, now_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local adv = redis.call('HMGET', KEYS[1], 'state', 'call', 'queues', 'idle_since')
+local call = redis.call('HMGET', KEYS[2], 'state', 'advocate')
+if adv[1] ~= 'ringing' or adv[2] ~= call_id or call[1] ~= 'offered' or call[2] ~= adv_id then
+  return {'stale'}
+end
+local queues = split_csv(adv[3])
+redis.call('HSET', KEYS[1], 'state', 'available', 'state_since', now_ms)
+redis.call('HDEL', KEYS[1], 'call')
+redis.call('HSET', KEYS[2], 'state', 'ended')
+touch_call(KEYS[2])
+redis.call('ZREM', KEYS[3], call_id)
+make_available(p, adv_id, queues, adv[4] or now_ms)
+return reply_ok(match(p, queues, now_ms))

@@ -1,0 +1,365 @@
+"""RoutingStore: the Redis edge of routing.
+
+Every method validates its input in Python, runs one Lua script (or one
+pipelined read) and turns the reply into typed values or routing errors.
+The decisions themselves live in the scripts so that two engine processes
+sharing the Redis can never both act on the same advocate or call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+
+from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from routing.advocates import (
+    Advocate,
+    AdvocateState,
+    advocate_from_hash,
+    allowed_sources,
+)
+from routing.errors import (
+    Conflict,
+    InvalidTransition,
+    RoutingUnavailable,
+    StaleOffer,
+    UnknownAdvocate,
+)
+from routing.keys import Keys
+from routing.queues import (
+    MAX_PRIORITY,
+    Offer,
+    QueueSpec,
+    WaitingCall,
+    check_metadata,
+    offer_from_json,
+    priority_band,
+    queues_for,
+)
+from routing.scripts import Scripts
+from routing.snapshot import RoutingSnapshot, count_states, queue_depth
+
+# How long subscribe_offers waits for Redis to confirm the subscription.
+SUBSCRIBE_TIMEOUT_S = 5.0
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    """Where redis enters routing: a lost server becomes RoutingUnavailable."""
+    try:
+        yield
+    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
+        raise RoutingUnavailable(f"Redis unreachable: {exc}") from exc
+
+
+def _csv(values: Sequence[str] | frozenset[str], what: str) -> str:
+    for value in values:
+        if not value or "," in value:
+            raise ValueError(f"{what} must be non-empty and contain no comma: {value!r}")
+    return ",".join(sorted(values) if isinstance(values, (set, frozenset)) else values)
+
+
+def _offers(reply: list[str]) -> list[Offer]:
+    """Offers from a {'ok', json...} script reply."""
+    return [offer_from_json(payload) for payload in reply[1:]]
+
+
+class RoutingStore:
+    def __init__(
+        self,
+        redis: Redis,
+        queues: Sequence[QueueSpec],
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`redis` must use decode_responses=True. `clock` returns epoch
+        seconds; every script gets its time from here, not from Redis, so
+        tests can drive it."""
+        self._redis = redis
+        self._queues = tuple(queues)
+        self._queue_names = frozenset(q.name for q in self._queues)
+        self._keys = keys
+        self._clock = clock
+        self._scripts = Scripts.register(redis)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def queues(self) -> tuple[QueueSpec, ...]:
+        return self._queues
+
+    # -- advocates ---------------------------------------------------------
+
+    async def upsert_advocate(
+        self,
+        advocate_id: str,
+        name: str,
+        endpoint: str,
+        skills: frozenset[str],
+        roles: frozenset[str],
+        token_hash: str,
+    ) -> list[Offer]:
+        """Create an advocate (offline) or update their profile, keeping their
+        state. Their queues are derived here from `skills` and the configured
+        queues. May return offers if an available advocate gained a queue."""
+        if not advocate_id or not token_hash:
+            raise ValueError("advocate id and token hash are required")
+        k = self._keys
+        with _redis_errors():
+            reply = await self._scripts.upsert_advocate(
+                keys=[k.advocate(advocate_id), k.advocates(), k.tokens()],
+                args=[
+                    k.prefix, advocate_id, name, endpoint,
+                    _csv(frozenset(skills), "skill"), _csv(frozenset(roles), "role"),
+                    _csv(queues_for(skills, self._queues), "queue"),
+                    token_hash, self._now_ms(),
+                ],
+            )
+        if reply[0] == "token_in_use":
+            raise Conflict(f"token hash of advocate {advocate_id!r} belongs to another advocate")
+        return _offers(reply)
+
+    async def remove_advocate(self, advocate_id: str) -> bool:
+        """Unregister; False if unknown. InvalidTransition while ringing/on_call."""
+        k = self._keys
+        with _redis_errors():
+            reply = await self._scripts.remove_advocate(
+                keys=[k.advocate(advocate_id), k.advocates(), k.tokens()],
+                args=[k.prefix, advocate_id],
+            )
+        if reply[0] == "invalid":
+            raise InvalidTransition(advocate_id, AdvocateState(reply[1]), AdvocateState.OFFLINE)
+        return reply[0] == "ok"
+
+    async def get_advocate(self, advocate_id: str) -> Advocate | None:
+        with _redis_errors():
+            fields = await self._redis.hgetall(self._keys.advocate(advocate_id))
+        return advocate_from_hash(advocate_id, fields) if fields else None
+
+    async def list_advocates(self) -> list[Advocate]:
+        with _redis_errors():
+            ids = sorted(await self._redis.smembers(self._keys.advocates()))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for advocate_id in ids:
+                    pipe.hgetall(self._keys.advocate(advocate_id))
+                hashes = await pipe.execute()
+        return [advocate_from_hash(i, h) for i, h in zip(ids, hashes) if h]
+
+    async def advocate_for_token_hash(self, token_hash: str) -> str | None:
+        with _redis_errors():
+            return await self._redis.hget(self._keys.tokens(), token_hash)
+
+    async def set_state(self, advocate_id: str, state: AdvocateState) -> list[Offer]:
+        """API-driven move (available, away, offline). Entering available may
+        immediately produce offers, returned here and published."""
+        state = AdvocateState(state)
+        with _redis_errors():
+            reply = await self._scripts.set_state(
+                keys=[self._keys.advocate(advocate_id)],
+                args=[
+                    self._keys.prefix, advocate_id, state,
+                    ",".join(sorted(allowed_sources(state))), self._now_ms(),
+                ],
+            )
+        if reply[0] == "unknown_advocate":
+            raise UnknownAdvocate(advocate_id)
+        if reply[0] == "invalid":
+            raise InvalidTransition(advocate_id, AdvocateState(reply[1]), state)
+        return _offers(reply)
+
+    # -- calls -------------------------------------------------------------
+
+    async def enqueue(
+        self, call: WaitingCall, fields: Mapping[str, str], ttl_s: int
+    ) -> list[Offer]:
+        """Queue a call (with free metadata `fields`); the call hash expires
+        `ttl_s` after its last routing change. Conflict if the id is known."""
+        if call.queue not in self._queue_names:
+            raise ValueError(f"unknown queue {call.queue!r}")
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        check_metadata(dict(fields))
+        k = self._keys
+        args: list[str | int] = [
+            k.prefix, self._now_ms(), call.call_id, call.queue, call.priority,
+            call.arrival_ms, call.score, call.owner, ttl_s,
+        ]
+        for field, value in fields.items():
+            args += [field, value]
+        with _redis_errors():
+            reply = await self._scripts.enqueue(
+                keys=[k.call(call.call_id), k.waiting(call.queue)], args=args
+            )
+        if reply[0] == "duplicate_call":
+            raise Conflict(f"call {call.call_id!r} is already known")
+        return _offers(reply)
+
+    async def _offer_event(self, script, call_id: str, advocate_id: str) -> list[str]:
+        k = self._keys
+        with _redis_errors():
+            reply = await script(
+                keys=[k.advocate(advocate_id), k.call(call_id), k.ringing()],
+                args=[k.prefix, call_id, advocate_id, self._now_ms()],
+            )
+        if reply[0] == "stale":
+            raise StaleOffer(call_id, advocate_id)
+        return reply
+
+    async def offer_answered(self, call_id: str, advocate_id: str) -> None:
+        """The advocate answered: ringing -> on_call, offered -> bridged.
+        StaleOffer if that offer is no longer ringing (e.g. cancelled)."""
+        await self._offer_event(self._scripts.offer_answered, call_id, advocate_id)
+
+    async def offer_failed(self, call_id: str, advocate_id: str) -> list[Offer]:
+        """No answer: the advocate goes away, the call is first in line again."""
+        return _offers(await self._offer_event(self._scripts.offer_failed, call_id, advocate_id))
+
+    async def offer_cancelled(self, call_id: str, advocate_id: str) -> list[Offer]:
+        """The caller hung up while ringing: the call ends, the advocate is
+        available again with their previous place in line."""
+        return _offers(
+            await self._offer_event(self._scripts.offer_cancelled, call_id, advocate_id)
+        )
+
+    async def call_ended(self, call_id: str, advocate_id: str) -> None:
+        """A bridged call is over: the advocate enters wrap_up."""
+        k = self._keys
+        with _redis_errors():
+            reply = await self._scripts.call_ended(
+                keys=[k.advocate(advocate_id), k.call(call_id)],
+                args=[k.prefix, call_id, advocate_id, self._now_ms()],
+            )
+        if reply[0] == "stale":
+            raise StaleOffer(call_id, advocate_id)
+
+    async def abandon(self, call_id: str) -> bool:
+        """The caller hung up while waiting; False if the call was not waiting."""
+        with _redis_errors():
+            removed = await self._scripts.abandon(
+                keys=[self._keys.call(call_id)], args=[self._keys.prefix, call_id]
+            )
+        return removed == 1
+
+    async def update_call(self, call_id: str, fields: Mapping[str, str]) -> bool:
+        """Add metadata to a known call; False if it is unknown or expired."""
+        check_metadata(dict(fields))
+        args: list[str] = [self._keys.prefix]
+        for field, value in fields.items():
+            args += [field, value]
+        with _redis_errors():
+            updated = await self._scripts.update_call(keys=[self._keys.call(call_id)], args=args)
+        return updated == 1
+
+    async def get_call(self, call_id: str) -> dict[str, str] | None:
+        with _redis_errors():
+            fields = await self._redis.hgetall(self._keys.call(call_id))
+        return fields or None
+
+    async def waiting(self, queue: str) -> list[str]:
+        """Ids of the calls waiting in `queue`, next to be offered first."""
+        with _redis_errors():
+            return await self._redis.zrange(self._keys.waiting(queue), 0, -1)
+
+    async def stale_offers(self, older_than_s: float) -> list[Offer]:
+        """Offers still ringing after `older_than_s`. Pub/sub delivers at most
+        once: an engine that was disconnected when its offer was published
+        never rings the advocate, so it sweeps these and reports them failed."""
+        cutoff = self._now_ms() - int(older_than_s * 1000)
+        k = self._keys
+        with _redis_errors():
+            call_ids = await self._redis.zrangebyscore(k.ringing(), "-inf", cutoff)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call_id in call_ids:
+                    pipe.hmget(k.call(call_id), ["state", "advocate", "queue", "owner"])
+                calls = await pipe.execute()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, advocate_id, _, _ in calls:
+                    pipe.hget(k.advocate(advocate_id or ""), "endpoint")
+                endpoints = await pipe.execute()
+        return [
+            Offer(call_id, advocate_id, endpoint or "", queue, owner)
+            for call_id, (state, advocate_id, queue, owner), endpoint
+            in zip(call_ids, calls, endpoints)
+            if state == "offered"
+        ]
+
+    # -- observation ---------------------------------------------------------
+
+    async def snapshot(self) -> RoutingSnapshot:
+        """Queue depths, oldest waiting arrival and advocate counts by state,
+        read in one pipelined round trip."""
+        k = self._keys
+        with _redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for queue in self._queues:
+                    pipe.zcard(k.waiting(queue.name))
+                    pipe.zcard(k.available(queue.name))
+                    for priority in range(MAX_PRIORITY + 1):
+                        low, high = priority_band(priority)
+                        pipe.zrangebyscore(
+                            k.waiting(queue.name), low, high, start=0, num=1, withscores=True
+                        )
+                pipe.sort(k.advocates(), by="nosort", get=[k.advocate_state_pattern()])
+                replies = await pipe.execute()
+        per_queue = 2 + MAX_PRIORITY + 1
+        depths = {
+            queue.name: queue_depth(
+                replies[i * per_queue],
+                replies[i * per_queue + 1],
+                replies[i * per_queue + 2 : (i + 1) * per_queue],
+            )
+            for i, queue in enumerate(self._queues)
+        }
+        return RoutingSnapshot(queues=depths, advocates=count_states(replies[-1]))
+
+    # -- offers for one engine -------------------------------------------------
+
+    @asynccontextmanager
+    async def subscribe_offers(self, owner: str) -> AsyncIterator[AsyncIterator[Offer]]:
+        """Subscribe to the offers for engine `owner`.
+
+        The subscription is confirmed by Redis before the block is entered,
+        so calls enqueued inside it cannot have their offers published to
+        nobody. Yields an async iterator of Offers.
+        """
+        pubsub = self._redis.pubsub()
+        try:
+            with _redis_errors():
+                await pubsub.subscribe(self._keys.offers(owner))
+                await self._confirmed(pubsub)
+            yield self._receive(pubsub)
+        finally:
+            with _redis_errors():
+                await pubsub.aclose()
+
+    async def offers(self, owner: str) -> AsyncIterator[Offer]:
+        """Offers for `owner`. The subscription starts at the first
+        iteration; use subscribe_offers to subscribe before enqueueing."""
+        async with self.subscribe_offers(owner) as offers:
+            async for offer in offers:
+                yield offer
+
+    @staticmethod
+    async def _confirmed(pubsub: PubSub) -> None:
+        try:
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message and message["type"] == "subscribe":
+                        return
+        except TimeoutError as exc:
+            raise RoutingUnavailable("Redis did not confirm the offers subscription") from exc
+
+    @staticmethod
+    async def _receive(pubsub: PubSub) -> AsyncIterator[Offer]:
+        while True:
+            with _redis_errors():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message and message["type"] == "message":
+                yield offer_from_json(message["data"])
