@@ -1,0 +1,1 @@
+"""The IVR engine: controls calls on Asterisk over ARI."""
