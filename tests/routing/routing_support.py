@@ -1,0 +1,83 @@
+"""Shared helpers of the routing tests (a unique module name, so it cannot
+collide with other test folders' helpers on sys.path)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from routing import Keys, QueueSpec
+
+QUEUES = (
+    QueueSpec("english", frozenset({"en"})),
+    QueueSpec("spanish", frozenset({"es"})),
+    QueueSpec("relay", frozenset({"en", "relay"})),
+)
+TEST_KEYS = Keys(prefix="hl:test:")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ManualClock:
+    """Epoch seconds that only move when a test says so."""
+
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_ms(self, ms: int) -> None:
+        self.now += ms / 1000
+
+
+async def assert_routing_invariants(
+    client: aioredis.Redis, keys: Keys, call_ids: set[str]
+) -> None:
+    """Check, from the raw Redis state, what must hold between any two
+    routing operations. `call_ids`: every call the test ever enqueued."""
+    advocate_ids = sorted(await client.smembers(keys.advocates()))
+    advocates = {a: await client.hgetall(keys.advocate(a)) for a in advocate_ids}
+    queue_names = [q.name for q in QUEUES]
+    waiting = {q: await client.zrange(keys.waiting(q), 0, -1) for q in queue_names}
+    available = {q: set(await client.zrange(keys.available(q), 0, -1)) for q in queue_names}
+    calls = {c: await client.hgetall(keys.call(c)) for c in call_ids}
+    ringing = set(await client.zrange(keys.ringing(), 0, -1))
+
+    for q in queue_names:
+        assert not (waiting[q] and available[q]), f"queue {q} has a waiting call and a free advocate"
+        assert len(waiting[q]) == len(set(waiting[q]))
+
+    for advocate_id, adv in advocates.items():
+        serves = set(adv["queues"].split(",")) - {""}
+        in_sets = {q for q in queue_names if advocate_id in available[q]}
+        if adv["state"] == "available":
+            assert in_sets == serves, advocate_id
+        else:
+            assert in_sets == set(), f"{advocate_id} is {adv['state']} but in available {in_sets}"
+        if adv["state"] in ("ringing", "on_call"):
+            call = calls[adv["call"]]
+            expected = "offered" if adv["state"] == "ringing" else "bridged"
+            assert (call["state"], call["advocate"]) == (expected, advocate_id)
+
+    holders: dict[str, str] = {}
+    for call_id, call in calls.items():
+        assert call, f"call {call_id} was lost"
+        state = call["state"]
+        assert state in ("waiting", "offered", "bridged", "ended")
+        where = [q for q in queue_names if call_id in waiting[q]]
+        assert where == ([call["queue"]] if state == "waiting" else []), call_id
+        assert (call_id in ringing) == (state == "offered"), call_id
+        if state in ("offered", "bridged"):
+            advocate_id = call["advocate"]
+            assert advocate_id not in holders, f"{advocate_id} holds {holders.get(advocate_id)} and {call_id}"
+            holders[advocate_id] = call_id
+            adv = advocates[advocate_id]
+            expected = "ringing" if state == "offered" else "on_call"
+            assert (adv["state"], adv["call"]) == (expected, call_id)
