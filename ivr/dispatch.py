@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ivr.tasks import TaskSet
 
@@ -29,11 +29,15 @@ log = logging.getLogger(__name__)
 class Routable(Protocol):
     """What the dispatcher needs of an event (every ``ivr.ari.events`` event)."""
 
-    type: str
+    @property
+    def type(self) -> str: ...
 
     def channel_ids(self) -> tuple[str, ...]: ...
 
     def bridge_id(self) -> str | None: ...
+
+
+E = TypeVar("E", bound=Routable)
 
 
 class Actor(Protocol):
@@ -55,7 +59,7 @@ class _Mailbox:
     worker: asyncio.Task[None]
 
 
-class Dispatcher:
+class Dispatcher(Generic[E]):
     """Routes events to actors' mailboxes; one worker task per actor.
 
     ``on_unrouted`` receives events that concern no registered actor. It is
@@ -64,7 +68,7 @@ class Dispatcher:
     event is delivered.
     """
 
-    def __init__(self, tasks: TaskSet, *, on_unrouted: Callable[[Routable], None] | None = None) -> None:
+    def __init__(self, tasks: TaskSet, *, on_unrouted: Callable[[E], None] | None = None) -> None:
         self._tasks = tasks
         self._on_unrouted = on_unrouted
         self._mailboxes: dict[str, _Mailbox] = {}
@@ -113,7 +117,7 @@ class Dispatcher:
         if asyncio.current_task() is not mailbox.worker:
             await asyncio.shield(mailbox.worker)
 
-    def deliver(self, event: Routable) -> None:
+    def deliver(self, event: E) -> None:
         """Enqueue ``event`` for each actor owning a resource it concerns.
 
         Never blocks. An event concerning resources of two actors (a Dial
@@ -139,7 +143,7 @@ class Dispatcher:
         mailbox.queue.put_nowait(item)
         return True
 
-    def _unrouted(self, event: Routable) -> None:
+    def _unrouted(self, event: E) -> None:
         if self._on_unrouted is None:
             log.debug("dispatch: no actor for %s on %s", event.type, event.channel_ids())
             return

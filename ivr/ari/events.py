@@ -171,9 +171,8 @@ class UnknownEvent:
 
     def bridge_id(self) -> str | None:
         bridge = self.raw.get("bridge")
-        if isinstance(bridge, dict) and isinstance(bridge.get("id"), str):
-            return bridge["id"]
-        return None
+        bridge_id = bridge.get("id") if isinstance(bridge, dict) else None
+        return bridge_id if isinstance(bridge_id, str) else None
 
 
 KnownEvent = (

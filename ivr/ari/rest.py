@@ -75,6 +75,14 @@ class AriRest:
     async def ring(self, channel_id: str) -> None:
         await self._request("POST", f"/channels/{_seg(channel_id)}/ring")
 
+    async def continue_in_dialplan(self, channel_id: str, *, context: str | None = None,
+                                   extension: str | None = None, priority: int | None = None,
+                                   label: str | None = None) -> None:
+        """Leave Stasis and resume the dialplan (where it was, or at the given place)."""
+        await self._request("POST", f"/channels/{_seg(channel_id)}/continue", {
+            "context": context, "extension": extension, "priority": priority, "label": label,
+        })
+
     async def play(self, channel_id: str, media: str | Sequence[str], *, playback_id: str | None = None,
                    lang: str | None = None) -> Playback:
         """Queue media on the channel; a list plays as one playback, in order."""
@@ -101,9 +109,10 @@ class AriRest:
     async def get_var(self, channel_id: str, variable: str) -> str:
         """The variable's value; AriNotFound if the channel or variable is unset."""
         body = await self._request("GET", f"/channels/{_seg(channel_id)}/variable", {"variable": variable})
-        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+        value = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(value, str):
             raise AriError("unexpected variable response from ARI")
-        return body["value"]
+        return value
 
     async def send_dtmf(self, channel_id: str, dtmf: str, *, before_ms: int = 0, between_ms: int = 100,
                         duration_ms: int = 100, after_ms: int = 0) -> None:
@@ -197,6 +206,5 @@ async def _error_detail(response: aiohttp.ClientResponse) -> str:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
         return response.reason or ""
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"][:200]
-    return response.reason or ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message[:200] if isinstance(message, str) else response.reason or ""

@@ -44,9 +44,10 @@ def test_stasis_start_carries_the_call_and_its_args() -> None:
 
 def test_events_are_immutable() -> None:
     event = parse_event(fixture("stasis_start"))
+    assert isinstance(event, StasisStart)
 
     with pytest.raises(ValidationError):
-        event.channel = None  # type: ignore[misc]
+        event.channel = None  # type: ignore[misc, assignment]
 
 
 def test_dtmf_has_digit_and_duration() -> None:

@@ -36,6 +36,16 @@ async def test_hangup_deletes_the_channel_with_a_reason(rest: AriRest, fake: Fak
     assert (request.method, request.path, request.query) == ("DELETE", "/ari/channels/c1", {"reason": "busy"})
 
 
+async def test_continue_in_dialplan_names_only_the_given_place(rest: AriRest, fake: FakeAri) -> None:
+    await rest.continue_in_dialplan("c1", context="hotline-fallback", extension="s", priority=1)
+    await rest.continue_in_dialplan("c2")
+
+    assert [(r.method, r.path, r.query) for r in fake.requests] == [
+        ("POST", "/ari/channels/c1/continue", {"context": "hotline-fallback", "extension": "s", "priority": "1"}),
+        ("POST", "/ari/channels/c2/continue", {}),
+    ]
+
+
 async def test_play_a_list_of_media_with_our_playback_id(rest: AriRest, fake: FakeAri) -> None:
     fake.answer("POST", "/ari/channels/c1/play/pb-1", 201, PLAYBACK)
 

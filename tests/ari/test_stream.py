@@ -78,7 +78,8 @@ async def events_server() -> AsyncIterator[tuple[FakeEvents, TestServer]]:
 class Harness:
     """Runs one EventStream and records everything it reports."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, **kwargs: object) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, backoff: Backoff | None = None,
+                 healthy_after_s: float = 10.0) -> None:
         self.log = Journal()       # "connected" marks and event types, in order
         self.states = Journal()
         self.delays = Journal()
@@ -88,8 +89,8 @@ class Harness:
         self.stream = EventStream(
             session, base_url, USERNAME, PASSWORD, "hotline", self.handler,
             on_connected=self.on_connected, on_state=self.states.add,
-            backoff=kwargs.pop("backoff", Backoff(0.01, 0.05, rng=lambda: 1.0)),
-            sleep=self.sleep, **kwargs)  # type: ignore[arg-type]
+            backoff=backoff or Backoff(0.01, 0.05, rng=lambda: 1.0), healthy_after_s=healthy_after_s,
+            sleep=self.sleep)
         self.events: list[Event] = []
 
     async def handler(self, event: Event) -> None:
