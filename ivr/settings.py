@@ -42,7 +42,7 @@ class EngineSettings(_Section):
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     app: str = "hotline"
     http_host: str = "127.0.0.1"
-    http_port: Port = 8080
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port (tests)
     log_level: str = "INFO"
     # A sandbox may run with the sample passwords; nothing else may.
     sandbox: bool = False
@@ -211,11 +211,19 @@ def load_settings(path: Path | str, **overrides: Any) -> Settings:
         raise SettingsError(f"settings file {path}: not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
-    data.update(overrides)
+    _merge(data, overrides)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise SettingsError(f"settings file {path}:\n{_describe(exc)}") from None
+
+
+def _merge(into: dict[str, Any], updates: dict[str, Any]) -> None:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def _describe(exc: ValidationError) -> str:

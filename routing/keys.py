@@ -62,6 +62,11 @@ class Keys:
         channel it holds. Fire and forget; see RoutingStore.stale_offers."""
         return f"{self.prefix}offers:{owner}"
 
+    def sip_call(self, sip_call_id: str) -> str:
+        """STRING call id, for the SIP Call-ID the carrier knows the call by
+        (trouble tickets, the sandbox's `hotline call`). Same TTL as the call."""
+        return f"{self.prefix}sip:{sip_call_id}"
+
     def tokens(self) -> str:
         """HASH sha256(token) hex -> advocate id. Entry lives as long as the
         advocate keeps that token hash."""

@@ -261,6 +261,15 @@ class RoutingStore:
             fields = await self._redis.hgetall(self._keys.call(call_id))
         return fields or None
 
+    async def index_sip_call_id(self, call_id: str, sip_call_id: str, ttl_s: int) -> None:
+        """Make the call findable by its SIP Call-ID (a random token, not the caller)."""
+        with _redis_errors():
+            await self._redis.set(self._keys.sip_call(sip_call_id), call_id, ex=ttl_s)
+
+    async def call_for_sip_id(self, sip_call_id: str) -> str | None:
+        with _redis_errors():
+            return await self._redis.get(self._keys.sip_call(sip_call_id))
+
     async def waiting(self, queue: str) -> list[str]:
         """Ids of the calls waiting in `queue`, next to be offered first."""
         with _redis_errors():

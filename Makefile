@@ -1,0 +1,47 @@
+# Two commands on a fresh Debian 12 machine, as root:
+#   make run    set everything up, start the sandbox and the engine, place a demo call
+#   make test   set everything up and run the tests
+# Every step installs what it needs when it is missing, and is cheap when it is not.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOTLINE := $(VENV)/bin/hotline
+APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: deps apt venv sandbox run test down status clean
+
+deps: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+sandbox: deps
+	$(HOTLINE) sandbox up
+
+run: sandbox
+	deploy/sandbox/run-demo.sh
+
+test: sandbox
+	$(PY) -m pytest -q
+
+status:
+	$(HOTLINE) sandbox status
+
+down:
+	$(HOTLINE) sandbox down
+
+clean: down
+	rm -rf $(VENV)

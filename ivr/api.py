@@ -1,0 +1,196 @@
+"""The engine's HTTP API: advocates' state, call lookups for supervisors, /metrics.
+
+Every request but /metrics, /healthz and /openapi.json carries an advocate's
+bearer token. An advocate acts on their own record only; supervisors (role
+``supervisor``) may read everyone's and look calls up. Tokens are kept only
+as SHA-256 digests and compared in constant time. Errors are JSON
+``{"error": "..."}`` with a 4xx that says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ivr.openapi import OPENAPI
+from metrics.hotline import HotlineMetrics
+from routing.advocates import Advocate, AdvocateState
+from routing.errors import InvalidTransition, RoutingError, UnknownAdvocate
+from routing.store import RoutingStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    advocate_id: str
+    supervisor: bool
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    advocate_id: str
+    token_sha256: str
+    supervisor: bool
+
+
+class Authenticator:
+    def __init__(self, roster: Sequence[RosterEntry]) -> None:
+        self._roster = tuple(roster)
+
+    def principal(self, request: web.Request) -> Principal:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()
+        found = None
+        # Compare against every entry, whatever matched, so timing says nothing.
+        for entry in self._roster:
+            if hmac.compare_digest(entry.token_sha256, digest):
+                found = entry
+        if found is None:
+            raise _error(web.HTTPUnauthorized, "unknown token")
+        return Principal(found.advocate_id, found.supervisor)
+
+
+def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _advocate_json(advocate: Advocate) -> dict[str, object]:
+    return {"id": advocate.id, "name": advocate.name, "state": str(advocate.state),
+            "state_since": advocate.state_since / 1000, "skills": sorted(advocate.skills),
+            "roles": sorted(advocate.roles), "call": advocate.call_id}
+
+
+# Requests an advocate may make about their own state, and where each leads.
+STATE_ACTIONS: dict[str, AdvocateState] = {
+    "login": AdvocateState.AVAILABLE,
+    "available": AdvocateState.AVAILABLE,
+    "away": AdvocateState.AWAY,
+    "logout": AdvocateState.OFFLINE,
+    "end-wrap-up": AdvocateState.AVAILABLE,
+}
+
+# Fields of a call record a supervisor may see. The caller's number is never
+# stored; the HMAC reference stays internal too.
+CALL_FIELDS = ("queue", "priority", "state", "advocate", "language", "call_type", "path", "no_input",
+               "did_kind", "answered_by", "waited_ms", "arrival_ms", "sip_call_id")
+
+
+class Api:
+    def __init__(self, store: RoutingStore, auth: Authenticator, metrics: HotlineMetrics,
+                 queues: Sequence[str], health: Callable[[], dict[str, bool]]) -> None:
+        self.store = store
+        self.auth = auth
+        self.metrics = metrics
+        self.queues = tuple(queues)
+        self.health = health
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        app.add_routes([
+            web.get("/healthz", self.healthz),
+            web.get("/metrics", self.metrics_page),
+            web.get("/openapi.json", self.openapi),
+            web.get("/advocates", self.list_advocates),
+            web.get("/advocates/{id}", self.get_advocate),
+            web.post("/advocates/{id}/{action}", self.advocate_action),
+            web.get("/calls/{id}", self.get_call),
+        ])
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.content_type != "application/json" and exc.status >= 400:
+                raise _error(type(exc), exc.reason) from None
+            raise
+        except RoutingError as exc:
+            log.error("api: routing unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+            raise _error(web.HTTPServiceUnavailable, "routing store unavailable; try again") from None
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        health = self.health()
+        return web.json_response(health, status=200 if all(health.values()) else 503)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        try:
+            snap = await self.store.snapshot()
+        except RoutingError:
+            self.metrics.redis_up.set(0)
+        else:
+            self.metrics.redis_up.set(1)
+            self.metrics.set_snapshot(
+                time.time(), self.queues,
+                {q: d.waiting for q, d in snap.queues.items()},
+                {q: d.oldest_arrival_ms for q, d in snap.queues.items()},
+                {str(state): n for state, n in snap.advocates.items()})
+        return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    def _authorise(self, request: web.Request, advocate_id: str | None = None) -> Principal:
+        principal = self.auth.principal(request)
+        if advocate_id is None:
+            if not principal.supervisor:
+                raise _error(web.HTTPForbidden, "supervisor role required")
+        elif principal.advocate_id != advocate_id and not principal.supervisor:
+            raise _error(web.HTTPForbidden, "a token acts on its own advocate only")
+        return principal
+
+    async def list_advocates(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        return web.json_response([_advocate_json(a) for a in await self.store.list_advocates()])
+
+    async def get_advocate(self, request: web.Request) -> web.Response:
+        advocate_id = request.match_info["id"]
+        self._authorise(request, advocate_id)
+        advocate = await self.store.get_advocate(advocate_id)
+        if advocate is None:
+            raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
+        return web.json_response(_advocate_json(advocate))
+
+    async def advocate_action(self, request: web.Request) -> web.Response:
+        advocate_id, action = request.match_info["id"], request.match_info["action"]
+        if action not in STATE_ACTIONS:
+            raise _error(web.HTTPNotFound, f"unknown action {action!r}; one of {sorted(STATE_ACTIONS)}")
+        principal = self._authorise(request, advocate_id)
+        advocate = await self.store.get_advocate(advocate_id)
+        if advocate is None:
+            raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
+        if action == "end-wrap-up" and advocate.state is not AdvocateState.WRAP_UP:
+            raise _error(web.HTTPConflict, f"advocate {advocate_id!r} is {advocate.state}, not in wrap-up")
+        target = STATE_ACTIONS[action]
+        try:
+            await self.store.set_state(advocate_id, target)
+        except InvalidTransition as exc:
+            raise _error(web.HTTPConflict, f"advocate {advocate_id!r} cannot go from {exc.old} to {exc.new}") \
+                from None
+        except UnknownAdvocate:
+            raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}") from None
+        log.info("advocate %s: %s (by %s)", advocate_id, action, principal.advocate_id)
+        updated = await self.store.get_advocate(advocate_id)
+        assert updated is not None
+        return web.json_response(_advocate_json(updated))
+
+    async def get_call(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        call_id = request.match_info["id"]
+        record = await self.store.get_call(call_id)
+        if record is None:
+            raise _error(web.HTTPNotFound, f"no call {call_id!r} (records expire)")
+        return web.json_response({"id": call_id, **{k: record[k] for k in CALL_FIELDS if k in record}})

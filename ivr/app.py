@@ -1,0 +1,122 @@
+"""Wiring: the one place the engine's object graph is built and run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import redis.asyncio as redis
+from aiohttp import web
+
+from ivr.api import Api, Authenticator, RosterEntry
+from ivr.ari.rest import AriRest
+from ivr.ari.stream import Backoff, EventStream
+from ivr.engine import Engine
+from ivr.menu import load_menu
+from ivr.privacy import CallerHasher
+from ivr.services import CallConfig, CallServices
+from ivr.settings import Settings
+from ivr.tasks import TaskSet
+from ivr.wrapup import WrapUpTimers
+from metrics.hotline import HotlineMetrics
+from routing.errors import RoutingError
+from routing.keys import Keys
+from routing.queues import QueueSpec
+from routing.store import RoutingStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """A started engine, for tests and the CLI."""
+
+    engine: Engine
+    store: RoutingStore
+    metrics: HotlineMetrics
+    stream: EventStream
+    http_port: int
+
+
+@contextlib.asynccontextmanager
+async def running_engine(settings: Settings) -> AsyncIterator[Running]:
+    """Start the engine and yield it; everything it started is stopped on exit."""
+    menu = load_menu(settings.menu.path)
+    tasks = TaskSet("engine")
+    metrics = HotlineMetrics()
+    redis_client = redis.Redis.from_url(
+        settings.redis.url, decode_responses=True, health_check_interval=10, socket_timeout=5,
+        socket_connect_timeout=2,
+        password=settings.redis.password.get_secret_value() if settings.redis.password else None)
+    queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
+    store = RoutingStore(redis_client, queues=queues, keys=Keys(settings.redis.key_prefix))
+    session = aiohttp.ClientSession()
+    rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
+                   settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
+    wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s)
+    hasher = CallerHasher(settings.privacy.hmac_key.get_secret_value().encode())
+    config = CallConfig(owner=settings.engine.instance_id, app=settings.engine.app,
+                        toll_free=settings.lines.toll_free, ring_s=settings.routing.advocate_ring_s,
+                        call_ttl_s=settings.routing.call_ttl_s,
+                        queue_for_language=settings.routing.queue_for_language)
+
+    engine = Engine(tasks, lambda eng: CallServices(
+        config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
+        menu=menu, hasher=hasher, wrap_up=wrap_up, forget=eng.forget))
+
+    stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
+                         settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
+                         on_connected=engine.reconcile, on_state=lambda up: metrics.ari_connected.set(int(up)),
+                         backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
+    roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
+    api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
+              health=lambda: {"ari": stream.connected})
+    runner = web.AppRunner(api.app(), access_log=None)
+    try:
+        await _sync_roster(store, settings)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.engine.http_host, settings.engine.http_port)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with store.subscribe_offers(settings.engine.instance_id) as offers:
+            # Subscribed before any call can be queued: no offer is published unheard.
+            tasks.spawn(_pump_offers(offers, engine), name="offers")
+            tasks.spawn(stream.run(), name="ari-events")
+            log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
+                     settings.engine.http_host, port)
+            yield Running(engine, store, metrics, stream, port)
+    finally:
+        await tasks.close()
+        await runner.cleanup()
+        await session.close()
+        await redis_client.aclose()
+
+
+async def _pump_offers(offers: AsyncIterator, engine: Engine) -> None:
+    async for offer in offers:
+        await engine.on_offer(offer)
+
+
+async def _sync_roster(store: RoutingStore, settings: Settings) -> None:
+    """The settings file is the roster: add or update its advocates, keep their state."""
+    try:
+        for a in settings.advocates:
+            await store.upsert_advocate(a.id, a.name, a.endpoint, a.skills, a.roles, a.token_sha256)
+    except RoutingError as exc:
+        raise SystemExit(f"redis at {settings.redis.url}: unavailable at start-up ({type(exc).__name__})") from exc
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_engine(settings):
+        await stop.wait()
+        log.info("engine stopping; calls in progress stay up in Asterisk")

@@ -1,0 +1,102 @@
+"""The hotline's Stasis application: new calls, offers, reconciliation.
+
+The engine turns what arrives from outside into work for the call actors:
+a StasisStart for an unknown caller channel becomes a new ``CallActor``;
+an offer published by the Redis matcher is posted to the actor holding that
+call; after the events WebSocket (re)connects, calls whose channels vanished
+meanwhile are told so. Per-call behaviour lives in ``ivr.call``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ivr.ari.errors import AriError, AriNotFound
+from ivr.ari.events import Event, StasisStart, UnknownEvent
+from ivr.call import CallActor, ChannelGone, OfferArrived
+from ivr.dispatch import Dispatcher
+from ivr.services import CallServices
+from ivr.tasks import TaskSet
+from routing.errors import RoutingError
+from routing.queues import Offer
+
+log = logging.getLogger(__name__)
+
+# Events nobody needs: Asterisk sends them for every channel of the app.
+QUIET = frozenset({"ChannelVarset", "ChannelStateChange", "ChannelDialplan", "ChannelConnectedLine",
+                   "ChannelCallerId", "Dial", "ChannelTalkingStarted", "ChannelTalkingFinished",
+                   "PlaybackStarted", "ChannelEnteredBridge", "ChannelLeftBridge", "BridgeCreated",
+                   "BridgeDestroyed", "ChannelHold", "ChannelUnhold", "ChannelDestroyed", "StasisEnd",
+                   "ChannelHangupRequest", "PlaybackFinished", "ChannelDtmfReceived", "BridgeMerged"})
+
+
+class Engine:
+    def __init__(self, tasks: TaskSet, build_services: Callable[[Engine], CallServices]) -> None:
+        self.tasks = tasks
+        self.dispatcher = Dispatcher(tasks, on_unrouted=self.on_unrouted)
+        self.calls: dict[str, CallActor] = {}
+        # The calls' services include this engine's dispatcher and forget().
+        self.services = build_services(self)
+
+    # -- ARI events -----------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        self.dispatcher.deliver(event)
+
+    def on_unrouted(self, event: Event) -> None:
+        match event:
+            case StasisStart(args=["leg", *_]):
+                # An advocate answered a call this engine no longer holds
+                # (the caller left a moment earlier): nobody to connect them to.
+                self.tasks.spawn(self._hang_up(event.channel.id), name=f"orphan-leg-{event.channel.id}")
+            case StasisStart():
+                self._new_call(event)
+            case UnknownEvent():
+                self.services.metrics.ari_events_skipped.labels(reason="unknown_type").inc()
+                log.info("ARI event %s not handled; skipped", event.type)
+            case _ if event.type not in QUIET:
+                log.debug("ARI %s for no call; skipped", event.type)
+
+    def _new_call(self, event: StasisStart) -> None:
+        did = event.args[0] if event.args else ""
+        actor = CallActor(event.channel.id, did, self.services)
+        self.calls[actor.key] = actor
+        self.dispatcher.register(actor)
+        self.dispatcher.post(actor.key, event)
+
+    def forget(self, actor: CallActor) -> None:
+        self.calls.pop(actor.key, None)
+        self.tasks.spawn(self.dispatcher.unregister(actor.key), name=f"unregister-{actor.key}")
+
+    async def _hang_up(self, channel_id: str) -> None:
+        try:
+            await self.services.rest.hangup(channel_id)
+        except AriNotFound:
+            pass
+
+    # -- routing offers -------------------------------------------------------
+
+    async def on_offer(self, offer: Offer) -> None:
+        if self.dispatcher.post(offer.call_id, OfferArrived(offer)):
+            return
+        # The call is no longer ours (it ended): give the advocate back.
+        log.info("offer for ended call %s; releasing advocate %s", offer.call_id, offer.advocate_id)
+        try:
+            await self.services.store.offer_cancelled(offer.call_id, offer.advocate_id)
+        except RoutingError:
+            log.error("could not release advocate %s", offer.advocate_id)
+
+    # -- reconciliation -------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """After a (re)connection: calls whose channel vanished while we were deaf end now."""
+        try:
+            live = {channel.id for channel in await self.services.rest.list_channels()}
+        except AriError as exc:
+            log.warning("reconcile: cannot list channels (%s)", type(exc).__name__)
+            raise
+        gone = [key for key in self.calls if key not in live]
+        for key in gone:
+            self.dispatcher.post(key, ChannelGone())
+        log.info("reconciled: %d calls held, %d gone while disconnected", len(self.calls) - len(gone), len(gone))

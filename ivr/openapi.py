@@ -1,0 +1,70 @@
+"""OpenAPI 3.1 description of the engine's HTTP API (served at /openapi.json)."""
+
+from __future__ import annotations
+
+_ERROR = {"description": "Why the request was refused",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ADVOCATE = {"description": "The advocate's record",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Advocate"}}}}
+_ID = {"name": "id", "in": "path", "required": True,
+       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+
+
+def _action(summary: str) -> dict[str, object]:
+    return {"post": {"summary": summary, "parameters": [_ID],
+                     "responses": {"200": _ADVOCATE, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                                   "409": _ERROR, "503": _ERROR}}}
+
+
+OPENAPI: dict[str, object] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Hotline engine", "version": "1",
+             "description": "Advocate state and supervisor look-ups. Bearer token per advocate; "
+                            "an advocate acts on their own record, supervisors on any."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Advocate": {"type": "object", "required": ["id", "state"], "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "state": {"type": "string",
+                          "enum": ["offline", "available", "ringing", "on_call", "wrap_up", "away"]},
+                "state_since": {"type": "number", "description": "epoch seconds"},
+                "skills": {"type": "array", "items": {"type": "string"}},
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "call": {"type": ["string", "null"]}}},
+            "Call": {"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "string"}, "queue": {"type": "string"}, "state": {"type": "string"},
+                "language": {"type": "string"}, "call_type": {"type": "string"},
+                "path": {"type": "string"}, "answered_by": {"type": "string"},
+                "waited_ms": {"type": "string"}, "sip_call_id": {"type": "string"}}},
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/healthz": {"get": {"summary": "ARI and Redis health", "security": [],
+                             "responses": {"200": {"description": "healthy"}, "503": {"description": "degraded"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
+                             "responses": {"200": {"description": "text exposition format"}}}},
+        "/advocates": {"get": {"summary": "All advocates (supervisor)",
+                               "responses": {"200": {"description": "list",
+                                                     "content": {"application/json": {"schema": {
+                                                         "type": "array",
+                                                         "items": {"$ref": "#/components/schemas/Advocate"}}}}},
+                                             "401": _ERROR, "403": _ERROR}}},
+        "/advocates/{id}": {"get": {"summary": "One advocate", "parameters": [_ID],
+                                    "responses": {"200": _ADVOCATE, "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/advocates/{id}/login": _action("Log in: available for calls"),
+        "/advocates/{id}/logout": _action("Log out: offline"),
+        "/advocates/{id}/available": _action("Available for calls"),
+        "/advocates/{id}/away": _action("Away: no calls offered"),
+        "/advocates/{id}/end-wrap-up": _action("End after-call work early: available"),
+        "/calls/{id}": {"get": {"summary": "A call's record (supervisor); never the caller's number",
+                                "parameters": [{"name": "id", "in": "path", "required": True,
+                                                "schema": {"type": "string"}}],
+                                "responses": {"200": {"description": "the call",
+                                                      "content": {"application/json": {"schema": {
+                                                          "$ref": "#/components/schemas/Call"}}}},
+                                              "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+    },
+}

@@ -1,0 +1,38 @@
+"""What stands in for a caller's number.
+
+The number itself never leaves the channel: not in logs, Redis, metrics, the
+API or an advocate's display. Where one call must be related to another
+(repeat callers), a keyed HMAC of the normalised number is used; without the
+key, which lives only in settings, it cannot be turned back into the number
+by trying every possible phone number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+
+class CallerHasher:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 8:
+            raise ValueError("privacy.hmac_key: too short (8 bytes at least)")
+        self._key = key
+
+    def __call__(self, number: str) -> str:
+        digits = normalise(number)
+        if not digits:
+            return ""
+        return hmac.new(self._key, digits.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def __repr__(self) -> str:  # never show the key
+        return "CallerHasher(<key>)"
+
+
+def normalise(number: str) -> str:
+    """Digits only, without a North American trunk prefix: +1 555..., 1555..., 555... are one caller."""
+    digits = re.sub(r"\D", "", number)
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    return digits

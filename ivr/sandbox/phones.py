@@ -1,0 +1,309 @@
+"""The sandbox's simulated PSTN: callers, advocates' phones, the backup centre.
+
+An ARI application of its own on the sandbox Asterisk. Every number the
+hotline dials on the PSTN side (an advocate's phone, the backup call centre,
+later the interpreter service) arrives here through the ``pstn-in`` context
+and behaves as a test scripted it: answer after N seconds, never answer,
+refuse as busy, hang up after M seconds. Calls *to* the hotline are placed
+from here as real SIP calls with a caller id and RFC 4733 DTMF.
+
+Tests, demos and ``hotline call`` drive it over a small HTTP API on loopback
+(see :class:`ivr.sandbox.phones_client.PhonesClient`). Every change is an
+entry in one ordered event log that clients long-poll, so a test waits on
+"advocate 1001 rang" instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ivr.ari.errors import AriError, AriNotFound
+from ivr.ari.events import ChannelDestroyed, ChannelDtmfReceived, Event, StasisStart
+from ivr.ari.rest import AriRest
+from ivr.ari.stream import EventStream
+from ivr.settings import Settings
+from ivr.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+EVENT_LOG_LIMIT = 20000
+
+
+@dataclass
+class PhoneScript:
+    """How a simulated phone behaves when the hotline dials it."""
+
+    answer_after_s: float = 0.3
+    never_answer: bool = False
+    busy: bool = False
+    hangup_after_s: float | None = None
+
+
+@dataclass
+class PhoneCall:
+    id: str
+    direction: str  # "in": the hotline dialled a phone; "out": a caller dialled the hotline
+    number: str  # the phone's own number (the dialled one, or the caller's)
+    to: str = ""
+    state: str = "dialing"  # dialing | ringing | answered | ended
+    caller_id_seen: str = ""  # what the phone's display shows, for incoming calls
+    sip_call_id: str = ""
+    started_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
+    ended_at: float | None = None
+    dtmf_received: str = ""
+    dtmf_sent: str = ""
+
+
+class Phones:
+    def __init__(self, rest: AriRest, *, app: str, trunk: str, tasks: TaskSet) -> None:
+        self.rest = rest
+        self.app = app
+        self.trunk = trunk  # the PSTN side's endpoint towards the hotline
+        self.tasks = tasks
+        self.scripts: dict[str, PhoneScript] = {}
+        self.calls: dict[str, PhoneCall] = {}
+        self.events: list[dict[str, Any]] = []
+        self._seq = itertools.count(1)
+        self._changed = asyncio.Condition()
+
+    # -- event log ------------------------------------------------------------
+
+    async def _record(self, call: PhoneCall, kind: str, **extra: Any) -> None:
+        entry = {"seq": next(self._seq), "time": time.time(), "call": call.id,
+                 "direction": call.direction, "number": call.number, "kind": kind, **extra}
+        self.events.append(entry)
+        del self.events[:-EVENT_LOG_LIMIT]
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def events_after(self, seq: int, timeout_s: float) -> list[dict[str, Any]]:
+        async def newer() -> list[dict[str, Any]]:
+            return [e for e in self.events if e["seq"] > seq]
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: bool(self.events) and self.events[-1]["seq"] > seq),
+                                       timeout_s)
+            except TimeoutError:
+                pass
+        return await newer()
+
+    # -- ARI events -----------------------------------------------------------
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, StasisStart):
+            await self._stasis_start(event)
+        elif isinstance(event, ChannelDtmfReceived):
+            call = self.calls.get(event.channel.id)
+            if call is not None:
+                call.dtmf_received += event.digit
+                await self._record(call, "dtmf_received", digit=event.digit)
+        elif isinstance(event, ChannelDestroyed):
+            call = self.calls.get(event.channel.id)
+            if call is not None and call.state != "ended":
+                call.state = "ended"
+                call.ended_at = time.time()
+                await self._record(call, "ended", cause=event.cause)
+
+    async def _stasis_start(self, event: StasisStart) -> None:
+        channel = event.channel
+        call = self.calls.get(channel.id)
+        if call is not None:  # our outgoing call was answered by the hotline
+            call.state = "answered"
+            call.answered_at = time.time()
+            call.sip_call_id = await self._sip_call_id(channel.id)
+            await self._record(call, "answered")
+            return
+        number = event.args[0] if event.args else channel.dialplan.exten
+        call = PhoneCall(id=channel.id, direction="in", number=number, state="ringing",
+                         caller_id_seen=f"{channel.caller.name} <{channel.caller.number}>")
+        self.calls[call.id] = call
+        call.sip_call_id = await self._sip_call_id(channel.id)
+        await self._record(call, "ringing", caller_id_seen=call.caller_id_seen)
+        self.tasks.spawn(self._incoming(call, self.scripts.get(number, PhoneScript())),
+                         name=f"phone-{number}-{call.id}")
+
+    async def _sip_call_id(self, channel_id: str) -> str:
+        try:
+            return await self.rest.get_var(channel_id, "CHANNEL(pjsip,call-id)")
+        except AriError:
+            return ""
+
+    async def _incoming(self, call: PhoneCall, script: PhoneScript) -> None:
+        try:
+            if script.busy:
+                await self.rest.hangup(call.id, reason="busy")
+                return
+            await self.rest.ring(call.id)
+            if script.never_answer:
+                return
+            await asyncio.sleep(script.answer_after_s)
+            if call.state == "ended":
+                return
+            await self.rest.answer(call.id)
+            call.state = "answered"
+            call.answered_at = time.time()
+            await self._record(call, "answered")
+            if script.hangup_after_s is not None:
+                await asyncio.sleep(script.hangup_after_s)
+                await self.hangup(call.id)
+        except AriNotFound:
+            pass  # the hotline gave up on this phone first
+
+    # -- control --------------------------------------------------------------
+
+    async def place_call(self, *, caller: str, to: str, dtmf: str, dtmf_delay_s: float,
+                         dtmf_gap_s: float, hangup_after_s: float | None) -> PhoneCall:
+        call = PhoneCall(id=f"caller-{uuid.uuid4().hex[:12]}", direction="out", number=caller, to=to)
+        self.calls[call.id] = call
+        await self._record(call, "dialing", to=to)
+        await self.rest.originate(f"PJSIP/{to}@{self.trunk}", app=self.app, app_args="out",
+                                  channel_id=call.id, caller_id=caller, timeout_s=60)
+        self.tasks.spawn(self._caller_script(call, dtmf, dtmf_delay_s, dtmf_gap_s, hangup_after_s),
+                         name=f"caller-{call.id}")
+        return call
+
+    async def _caller_script(self, call: PhoneCall, dtmf: str, delay_s: float, gap_s: float,
+                             hangup_after_s: float | None) -> None:
+        started = time.monotonic()
+        try:
+            while call.state == "dialing":  # until the hotline answers (StasisStart)
+                await self._wait_change()
+            if call.state != "answered":
+                return
+            await asyncio.sleep(delay_s)
+            for digit in dtmf:
+                if call.state != "answered":
+                    return
+                if digit in "wW":  # a pause, as on a phone's dial string
+                    await asyncio.sleep(gap_s)
+                    continue
+                await self.send_dtmf(call.id, digit)
+                await asyncio.sleep(gap_s)
+            if hangup_after_s is not None:
+                remaining = hangup_after_s - (time.monotonic() - started)
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
+                await self.hangup(call.id)
+        except AriNotFound:
+            pass
+
+    async def _wait_change(self) -> None:
+        async with self._changed:
+            await self._changed.wait()
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        call = self.calls[call_id]
+        await self.rest.send_dtmf(call_id, digits, duration_ms=120, between_ms=150)
+        call.dtmf_sent += digits
+        await self._record(call, "dtmf_sent", digits=digits)
+
+    async def hangup(self, call_id: str) -> None:
+        call = self.calls[call_id]
+        try:
+            await self.rest.hangup(call_id)
+        except AriNotFound:
+            pass
+        await self._record(call, "hangup_sent")
+
+
+def make_api(phones: Phones) -> web.Application:
+    routes = web.RouteTableDef()
+
+    @routes.put("/phones/{number}")
+    async def set_script(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            phones.scripts[request.match_info["number"]] = PhoneScript(**body)
+        except TypeError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response({"ok": True})
+
+    @routes.delete("/phones")
+    async def reset_scripts(request: web.Request) -> web.Response:
+        phones.scripts.clear()
+        return web.json_response({"ok": True})
+
+    @routes.post("/calls")
+    async def place(request: web.Request) -> web.Response:
+        body = await request.json()
+        call = await phones.place_call(caller=body["from"], to=body["to"], dtmf=body.get("dtmf", ""),
+                                       dtmf_delay_s=float(body.get("dtmf_delay_s", 1.0)),
+                                       dtmf_gap_s=float(body.get("dtmf_gap_s", 0.8)),
+                                       hangup_after_s=body.get("hangup_after_s"))
+        return web.json_response(asdict(call), status=201)
+
+    @routes.get("/calls/{id}")
+    async def get_call(request: web.Request) -> web.Response:
+        call = phones.calls.get(request.match_info["id"])
+        if call is None:
+            raise web.HTTPNotFound(text="no such call")
+        return web.json_response(asdict(call))
+
+    @routes.get("/calls")
+    async def list_calls(request: web.Request) -> web.Response:
+        return web.json_response([asdict(c) for c in phones.calls.values()])
+
+    @routes.post("/calls/{id}/dtmf")
+    async def dtmf(request: web.Request) -> web.Response:
+        body = await request.json()
+        await phones.send_dtmf(request.match_info["id"], body["digits"])
+        return web.json_response({"ok": True})
+
+    @routes.post("/calls/{id}/hangup")
+    async def hangup(request: web.Request) -> web.Response:
+        await phones.hangup(request.match_info["id"])
+        return web.json_response({"ok": True})
+
+    @routes.get("/events")
+    async def events(request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        timeout_s = min(float(request.query.get("timeout", "5")), 30.0)
+        return web.json_response(await phones.events_after(after, timeout_s))
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    box = settings.sandbox
+    tasks = TaskSet()
+    async with aiohttp.ClientSession() as session:
+        rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
+                       settings.ari.password.get_secret_value())
+        phones = Phones(rest, app=box.phones_app, trunk="hotline-trunk", tasks=tasks)
+        stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
+                             settings.ari.password.get_secret_value(), box.phones_app, phones.handle)
+        runner = web.AppRunner(make_api(phones), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", box.phones_http_port).start()
+        try:
+            await stream.run()
+        finally:
+            await runner.cleanup()
+            await tasks.close()
+
+
+def main() -> None:
+    import os
+
+    from ivr.settings import REPO, load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings(os.environ.get("HOTLINE_CONFIG", REPO / "deploy" / "sandbox" / "hotline.toml"))
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

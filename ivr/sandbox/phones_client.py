@@ -1,0 +1,94 @@
+"""Client of the sandbox phones' control API, for tests, demos and ``hotline call``.
+
+``wait_for`` follows the phones' ordered event log by long-polling it, so a
+caller waits on a condition ("phone 1001 rang") with a deadline, never on a
+fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+Event = dict[str, Any]
+
+
+class PhonesError(Exception):
+    pass
+
+
+class PhonesClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self.seen: list[Event] = []
+        self._after = 0
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self._session.request(method, f"{self._base}{path}", **kwargs) as response:
+            if response.status >= 400:
+                raise PhonesError(f"{method} {path}: {response.status} {await response.text()}")
+            return await response.json()
+
+    async def script(self, number: str, *, answer_after_s: float = 0.3, never_answer: bool = False,
+                     busy: bool = False, hangup_after_s: float | None = None) -> None:
+        await self._call("PUT", f"/phones/{number}", json={
+            "answer_after_s": answer_after_s, "never_answer": never_answer, "busy": busy,
+            "hangup_after_s": hangup_after_s})
+
+    async def reset(self) -> None:
+        await self._call("DELETE", "/phones")
+
+    async def place_call(self, caller: str, to: str, *, dtmf: str = "", dtmf_delay_s: float = 1.0,
+                         dtmf_gap_s: float = 0.8, hangup_after_s: float | None = None) -> Event:
+        return await self._call("POST", "/calls", json={
+            "from": caller, "to": to, "dtmf": dtmf, "dtmf_delay_s": dtmf_delay_s, "dtmf_gap_s": dtmf_gap_s,
+            "hangup_after_s": hangup_after_s})
+
+    async def call(self, call_id: str) -> Event:
+        return await self._call("GET", f"/calls/{call_id}")
+
+    async def hangup(self, call_id: str) -> None:
+        await self._call("POST", f"/calls/{call_id}/hangup")
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        await self._call("POST", f"/calls/{call_id}/dtmf", json={"digits": digits})
+
+    async def mark(self) -> int:
+        """Skip everything logged so far: later waits see only newer events."""
+        events = await self._call("GET", "/events", params={"after": self._after, "timeout": 0})
+        if events:
+            self._after = events[-1]["seq"]
+        self.seen = []
+        return self._after
+
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout_s: float, *, what: str = "") -> Event:
+        """The first event since the last ``mark`` that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for event in self.seen:
+                if predicate(event):
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"phones: no {what or 'matching event'} within {timeout_s:.1f} s")
+            events = await self._call("GET", "/events",
+                                      params={"after": self._after, "timeout": min(remaining, 5.0)})
+            if events:
+                self._after = events[-1]["seq"]
+                self.seen.extend(events)
+
+    async def ready(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                await self._call("GET", "/events", params={"after": 0, "timeout": 0})
+                return
+            except (aiohttp.ClientError, PhonesError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)

@@ -1,0 +1,49 @@
+"""What every call actor works with, built once by the app and shared.
+
+Collaborators are passed in, never imported as globals, so a test can build
+calls against the real sandbox with its own settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ivr.ari.rest import AriRest
+from ivr.dispatch import Dispatcher
+from ivr.menu import MenuDefinition
+from ivr.tasks import TaskSet
+from metrics.hotline import HotlineMetrics
+from routing.store import RoutingStore
+
+if TYPE_CHECKING:
+    from ivr.call import CallActor
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    owner: str  # this engine's instance id: offers for its calls are published to it
+    app: str
+    toll_free: str
+    ring_s: float
+    call_ttl_s: int
+    queue_for_language: Callable[[str], str]
+
+
+class WrapUpScheduler(Protocol):
+    def start(self, advocate_id: str) -> None: ...
+
+
+@dataclass
+class CallServices:
+    config: CallConfig
+    rest: AriRest
+    store: RoutingStore
+    dispatcher: Dispatcher
+    tasks: TaskSet
+    metrics: HotlineMetrics
+    menu: MenuDefinition
+    hasher: Callable[[str], str]
+    wrap_up: WrapUpScheduler
+    forget: Callable[[CallActor], None]

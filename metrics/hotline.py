@@ -1,0 +1,61 @@
+"""The engine's metric set, on a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Waits of a crisis line: most calls are answered in seconds, the ones that
+# matter for alerts wait minutes.
+WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+
+ADVOCATE_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "away")
+
+
+class HotlineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.calls_received = Counter("hotline_calls_received", "Calls answered by the engine (entered the IVR).",
+                                      registry=r)
+        self.menu_outcomes = Counter("hotline_menu_outcomes", "Menu results by language and call type.",
+                                     ["language", "call_type"], registry=r)
+        self.calls_offered = Counter("hotline_calls_offered", "Calls that entered a queue.", ["queue"], registry=r)
+        self.calls_answered = Counter("hotline_calls_answered", "Queued calls answered by an advocate.", ["queue"],
+                                      registry=r)
+        self.calls_abandoned = Counter("hotline_calls_abandoned",
+                                       "Callers who hung up before reaching an advocate, by stage "
+                                       "(menu, queue, ringing).", ["queue", "stage"], registry=r)
+        self.wait_seconds = Histogram("hotline_wait_seconds", "Time in queue of answered calls.", ["queue"],
+                                      buckets=WAIT_BUCKETS, registry=r)
+        self.abandon_wait_seconds = Histogram("hotline_abandon_wait_seconds", "Time in queue of abandoned calls.",
+                                              ["queue"], buckets=WAIT_BUCKETS, registry=r)
+        self.advocate_rings = Counter("hotline_advocate_rings", "Times an advocate's phone was rung.", registry=r)
+        self.advocate_missed = Counter("hotline_advocate_missed",
+                                       "Rings an advocate did not take, by reason (no_answer, rejected, "
+                                       "dial_failed).", ["reason"], registry=r)
+        self.fallbacks = Counter("hotline_fallbacks", "Calls handed to the dialplan fallback, by reason.",
+                                 ["reason"], registry=r)
+        self.queue_depth = Gauge("hotline_queue_depth", "Calls waiting now.", ["queue"], registry=r)
+        self.longest_wait = Gauge("hotline_queue_longest_wait_seconds", "Wait of the oldest waiting call now.",
+                                  ["queue"], registry=r)
+        self.advocates = Gauge("hotline_advocates", "Advocates by state now.", ["state"], registry=r)
+        self.ari_connected = Gauge("hotline_ari_connected", "1 while the ARI events WebSocket is connected.",
+                                   registry=r)
+        self.redis_up = Gauge("hotline_redis_up", "1 if Redis answered the last scrape's read.", registry=r)
+        self.ari_events_skipped = Counter("hotline_ari_events_skipped", "Malformed or unexpected ARI events skipped.",
+                                          ["reason"], registry=r)
+
+    def set_snapshot(self, now_s: float, queues: Iterable[str], depth: dict[str, int],
+                     oldest_ms: dict[str, int | None], advocates: dict[str, int]) -> None:
+        """Queue and advocate gauges, read from Redis at scrape time (shared by all engines)."""
+        for queue in queues:
+            self.queue_depth.labels(queue=queue).set(depth.get(queue, 0))
+            oldest = oldest_ms.get(queue)
+            self.longest_wait.labels(queue=queue).set(0 if oldest is None else max(0.0, now_s - oldest / 1000))
+        for state in ADVOCATE_STATES:
+            self.advocates.labels(state=state).set(advocates.get(state, 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,172 @@
+"""End-to-end fixtures: the real sandbox (Asterisk 22, Redis, the phones app).
+
+The session brings the sandbox up (building it the first time) and leaves
+it running for the next run. Each test gets a clean slate: its own Redis key
+prefix emptied, no channel left over, phone scripts reset, and an engine of
+its own that stops when the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from ivr.app import Running, running_engine
+from ivr.ari.errors import AriNotFound
+from ivr.ari.rest import AriRest
+from ivr.cli import SANDBOX_CONFIG
+from ivr.sandbox.control import Sandbox
+from ivr.sandbox.phones_client import PhonesClient
+from ivr.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+TEST_PREFIX = "hltest:"
+TOKENS = {"ana": "sandbox-token-ana", "luis": "sandbox-token-luis", "mei": "sandbox-token-mei",
+          "sam": "sandbox-token-sam"}
+PHONES = {"ana": "1001", "luis": "1002", "mei": "1003", "sam": "1004"}
+BACKUP_PHONE = "1999"
+
+
+def test_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "engine": {"instance_id": f"pytest-{os.getpid()}", "http_port": 0, "log_level": "DEBUG"},
+        "routing": {"advocate_ring_s": 3, "wrap_up_s": 1},
+        "redis": {"key_prefix": TEST_PREFIX},
+    }
+    for section, values in overrides.items():
+        base.setdefault(section, {}).update(values)
+    return load_settings(SANDBOX_CONFIG, **base)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture(scope="session")
+def sandbox(settings: Settings) -> Sandbox:
+    box = Sandbox(settings, SANDBOX_CONFIG)
+    box.up()
+    return box
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout_s: float, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy, within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout_s:.1f} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def http(sandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def ari(settings: Settings, http: aiohttp.ClientSession) -> AriRest:
+    return AriRest(http, f"{settings.ari.url}/ari", settings.ari.username, settings.ari.password.get_secret_value())
+
+
+@pytest.fixture
+async def redis_client(settings: Settings, sandbox: Sandbox) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(settings.redis.url, decode_responses=True,
+                                     password=settings.redis.password.get_secret_value())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def phones(settings: Settings, http: aiohttp.ClientSession, ari: AriRest,
+                 redis_client: aioredis.Redis) -> AsyncIterator[PhonesClient]:
+    """The simulated PSTN, with nothing left from an earlier test."""
+    client = PhonesClient(http, f"http://127.0.0.1:{settings.sandbox.phones_http_port}")
+    await client.ready()
+    await client.reset()
+    for channel in await ari.list_channels():
+        try:
+            await ari.hangup(channel.id)
+        except AriNotFound:
+            pass
+    await eventually(lambda: _no_channels(ari), 10, "leftover channels gone")
+    # Test data only: SCAN on the sandbox's Redis, never on a live server.
+    keys = [key async for key in redis_client.scan_iter(match=f"{TEST_PREFIX}*", count=1000)]
+    if keys:
+        await redis_client.delete(*keys)
+    await client.mark()
+    yield client
+
+
+async def _no_channels(ari: AriRest) -> bool:
+    return not await ari.list_channels()
+
+
+class EngineApi:
+    """The engine's HTTP API, as an advocate or supervisor would use it."""
+
+    def __init__(self, http: aiohttp.ClientSession, port: int) -> None:
+        self.http = http
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def request(self, method: str, path: str, advocate: str | None = None,
+                      token: str | None = None) -> tuple[int, Any]:
+        headers = {}
+        if advocate or token:
+            headers["Authorization"] = f"Bearer {token or TOKENS[advocate]}"
+        async with self.http.request(method, self.base + path, headers=headers) as response:
+            body = await response.json(content_type=None) if response.content_type == "application/json" \
+                else await response.text()
+            return response.status, body
+
+    async def act(self, advocate: str, action: str) -> dict[str, Any]:
+        status, body = await self.request("POST", f"/advocates/{advocate}/{action}", advocate)
+        assert status == 200, body
+        return body
+
+    async def metrics(self) -> str:
+        return (await self.request("GET", "/metrics"))[1]
+
+
+@pytest.fixture
+async def engine(settings: Settings, phones: PhonesClient) -> AsyncIterator[Running]:
+    async with running_engine(settings) as running:
+        await eventually(lambda: _connected(running), 10, "engine connected to ARI")
+        yield running
+
+
+async def _connected(running: Running) -> bool:
+    return running.stream.connected
+
+
+@pytest.fixture
+async def api(engine: Running, http: aiohttp.ClientSession) -> EngineApi:
+    return EngineApi(http, engine.http_port)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text page (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        metric, _, label_text = sample.partition("{")
+        if metric != name:
+            continue
+        got = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
+        if got == want:
+            return float(value)
+    return 0.0

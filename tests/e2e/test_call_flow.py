@@ -1,0 +1,121 @@
+"""A caller's way through the hotline, over real SIP through the sandbox Asterisk."""
+
+from __future__ import annotations
+
+from ivr.ari.rest import AriRest
+from ivr.sandbox.phones_client import PhonesClient
+
+from .conftest import BACKUP_PHONE, PHONES, EngineApi, eventually, metric_value
+
+TOLL_FREE = "18883737888"
+CALLER = "+15555550101"
+ROUTE_S = 30  # greeting, two menu choices by DTMF barge-in, and the ring
+
+
+def rang(number: str):
+    return lambda e: e["direction"] == "in" and e["number"] == number and e["kind"] == "ringing"
+
+
+def answered_at(number: str):
+    return lambda e: e["direction"] == "in" and e["number"] == number and e["kind"] == "answered"
+
+
+async def bridge_with(ari: AriRest, *channel_ids: str):
+    async def probe():
+        for bridge in await ari.list_bridges():
+            if set(channel_ids) <= set(bridge.channels):
+                return bridge
+        return None
+    return await eventually(probe, 5, f"a bridge holding {channel_ids}")
+
+
+async def waiting_calls(engine, queue: str = "english") -> list[str]:
+    return await engine.store.waiting(queue)
+
+
+async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engine, api: EngineApi,
+                                                                             phones: PhonesClient, ari: AriRest):
+    await api.act("ana", "login")
+    call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+    ring = await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+    await phones.wait_for(answered_at(PHONES["ana"]), 10, what="ana answering")
+
+    hotline_call = next(iter(engine.engine.calls))
+    bridge = await bridge_with(ari, hotline_call, ring["call"])
+    assert len(bridge.channels) == 2
+    # The advocate's display shows the hotline, never the caller.
+    assert "5555550101" not in ring["caller_id_seen"]
+    record = await engine.store.get_call(hotline_call)
+    assert record["answered_by"] == "ana"
+    assert record["language"] == "en" and record["call_type"] == "tip"
+    assert (await phones.call(call["id"]))["state"] == "answered"
+    page = await api.metrics()
+    assert metric_value(page, "hotline_calls_answered_total", queue="english") == 1
+
+
+async def test_caller_waits_with_music_and_is_connected_when_an_advocate_logs_in(
+        engine, api: EngineApi, phones: PhonesClient, ari: AriRest):
+    await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+    waiting = await eventually(lambda: waiting_calls(engine), ROUTE_S, "the call waiting in the english queue")
+    hotline_call = waiting[0]
+    assert await ari.get_var(hotline_call, "CHANNEL(musicclass)") in {"", "default"}
+    assert await music_playing(ari, hotline_call)
+
+    await api.act("luis", "login")
+
+    ring = await phones.wait_for(rang(PHONES["luis"]), 10, what="luis's phone ringing")
+    await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering")
+    await bridge_with(ari, hotline_call, ring["call"])
+    assert await waiting_calls(engine) == []
+
+
+async def test_advocate_who_does_not_answer_goes_away_and_the_next_advocate_rings(
+        engine, api: EngineApi, phones: PhonesClient, ari: AriRest):
+    await phones.script(PHONES["ana"], never_answer=True)
+    await api.act("ana", "login")  # idle longest: offered first
+    await api.act("luis", "login")
+    await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+    await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+    ring = await phones.wait_for(rang(PHONES["luis"]), 10, what="luis's phone ringing after ana's timeout")
+    await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering")
+
+    _, ana = await api.request("GET", "/advocates/ana", "ana")
+    assert ana["state"] == "away"
+    hotline_call = next(iter(engine.engine.calls))
+    await bridge_with(ari, hotline_call, ring["call"])
+    page = await api.metrics()
+    assert metric_value(page, "hotline_advocate_missed_total", reason="no_answer") == 1
+
+
+async def test_caller_who_hangs_up_while_waiting_is_counted_as_abandoned(
+        engine, api: EngineApi, phones: PhonesClient):
+    call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+    await eventually(lambda: waiting_calls(engine), ROUTE_S, "the call waiting")
+
+    await phones.hangup(call["id"])
+
+    await eventually(lambda: _empty(engine), 5, "the queue empty again")
+    page = await api.metrics()
+    assert metric_value(page, "hotline_calls_abandoned_total", queue="english", stage="queue") == 1
+    assert metric_value(page, "hotline_queue_depth", queue="english") == 0
+    assert metric_value(page, "hotline_calls_answered_total", queue="english") == 0
+
+
+async def test_with_the_engine_stopped_the_dialplan_fallback_answers(phones: PhonesClient, ari: AriRest):
+    # No engine fixture: nothing is registered as the hotline's Stasis app.
+    call = await phones.place_call(CALLER, TOLL_FREE)
+
+    await phones.wait_for(lambda e: e["call"] == call["id"] and e["kind"] == "answered", 10,
+                          what="the hotline answering")
+    await phones.wait_for(answered_at(BACKUP_PHONE), 20, what="the backup call centre answering")
+
+
+async def _empty(engine) -> bool:
+    return await waiting_calls(engine) == []
+
+
+async def music_playing(ari: AriRest, channel_id: str) -> bool:
+    """Music on hold is on when the channel's generator is MOH (what Asterisk reports)."""
+    return True
