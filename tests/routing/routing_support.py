@@ -46,7 +46,9 @@ async def assert_routing_invariants(
     advocates = {a: await client.hgetall(keys.advocate(a)) for a in advocate_ids}
     queue_names = [q.name for q in QUEUES]
     waiting = {q: await client.zrange(keys.waiting(q), 0, -1) for q in queue_names}
-    available = {q: set(await client.zrange(keys.available(q), 0, -1)) for q in queue_names}
+    available = {
+        q: dict(await client.zrange(keys.available(q), 0, -1, withscores=True)) for q in queue_names
+    }
     calls = {c: await client.hgetall(keys.call(c)) for c in call_ids}
     ringing = set(await client.zrange(keys.ringing(), 0, -1))
 
@@ -59,6 +61,8 @@ async def assert_routing_invariants(
         in_sets = {q for q in queue_names if advocate_id in available[q]}
         if adv["state"] == "available":
             assert in_sets == serves, advocate_id
+            # Their place in every line is the moment they became idle.
+            assert {available[q][advocate_id] for q in in_sets} <= {float(adv["idle_since"])}
         else:
             assert in_sets == set(), f"{advocate_id} is {adv['state']} but in available {in_sets}"
         if adv["state"] in ("ringing", "on_call"):

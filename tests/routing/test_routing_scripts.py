@@ -423,3 +423,11 @@ async def test_unreachable_redis_raises_routing_unavailable(clock):
             await store.snapshot()
     finally:
         await client.aclose()
+
+
+async def test_equal_head_calls_in_two_queues_go_by_configured_queue_order(store):
+    # Same priority, same millisecond: no call is better, so the order of the
+    # queue configuration decides (english is configured before spanish).
+    await store.enqueue(call("es", "spanish", priority=5, arrival_ms=1_000), {}, TTL_S)
+    await store.enqueue(call("en", "english", priority=5, arrival_ms=1_000), {}, TTL_S)
+    assert pairs(await add_advocate(store, "a1", ("en", "es"), available=True)) == [("en", "a1")]
