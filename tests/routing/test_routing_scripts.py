@@ -431,3 +431,11 @@ async def test_equal_head_calls_in_two_queues_go_by_configured_queue_order(store
     await store.enqueue(call("es", "spanish", priority=5, arrival_ms=1_000), {}, TTL_S)
     await store.enqueue(call("en", "english", priority=5, arrival_ms=1_000), {}, TTL_S)
     assert pairs(await add_advocate(store, "a1", ("en", "es"), available=True)) == [("en", "a1")]
+
+
+async def test_sip_call_id_leads_back_to_the_call_until_it_expires(store, redis_client):
+    await store.enqueue(call("c1"), {}, TTL_S)
+    await store.index_sip_call_id("c1", "abc@10.0.0.1", 60)
+    assert await store.call_for_sip_id("abc@10.0.0.1") == "c1"
+    assert 0 < await redis_client.ttl(TEST_KEYS.sip_call("abc@10.0.0.1")) <= 60
+    assert await store.call_for_sip_id("unknown") is None
