@@ -18,6 +18,7 @@ from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
 from ivr.menu import load_menu
+from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
 from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings
@@ -46,7 +47,8 @@ class Running:
 @contextlib.asynccontextmanager
 async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     """Start the engine and yield it; everything it started is stopped on exit."""
-    menu = load_menu(settings.menu.path)
+    # A prompt the menu names but no language has fails here, not on a call.
+    menu = load_menu(settings.menu.path, prompt_catalog(load_prompts(settings.menu.prompts_dir)))
     tasks = TaskSet("engine")
     metrics = HotlineMetrics()
     redis_client = redis.Redis.from_url(

@@ -114,6 +114,13 @@ class AriRest:
             raise AriError("unexpected variable response from ARI")
         return value
 
+    async def record(self, channel_id: str, name: str, *, max_duration_s: int, fmt: str = "wav") -> None:
+        """Record what the channel hears into the spool (sandbox test phones only:
+        the hotline itself records nothing)."""
+        await self._request("POST", f"/channels/{_seg(channel_id)}/record", {
+            "name": name, "format": fmt, "maxDurationSeconds": max_duration_s, "ifExists": "overwrite",
+            "beep": "false", "terminateOn": "none"})
+
     async def send_dtmf(self, channel_id: str, dtmf: str, *, before_ms: int = 0, between_ms: int = 100,
                         duration_ms: int = 100, after_ms: int = 0) -> None:
         await self._request("POST", f"/channels/{_seg(channel_id)}/dtmf", {

@@ -109,7 +109,7 @@ class Sandbox:
     def _write_asterisk_config(self) -> None:
         etc = self.box.root / ETC_IN_ROOT.lstrip("/")
         etc.mkdir(parents=True, exist_ok=True)
-        for sub in ("spool", "run", "log"):
+        for sub in ("spool/recording", "run", "log"):
             (self.box.root / STATE_IN_ROOT.lstrip("/") / sub).mkdir(parents=True, exist_ok=True)
         values = self.config_values()
         sources = {p.name: p for p in (REPO / "deploy" / "asterisk").glob("*.conf")}

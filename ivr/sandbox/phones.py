@@ -20,6 +20,7 @@ import itertools
 import logging
 import time
 import uuid
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,9 +28,10 @@ import aiohttp
 from aiohttp import web
 
 from ivr.ari.errors import AriError, AriNotFound
-from ivr.ari.events import ChannelDestroyed, ChannelDtmfReceived, Event, StasisStart
+from ivr.ari.events import ChannelDestroyed, ChannelDtmfReceived, Event, StasisStart, UnknownEvent
 from ivr.ari.rest import AriRest
 from ivr.ari.stream import EventStream
+from ivr.sandbox.control import STATE_IN_ROOT
 from ivr.settings import Settings
 from ivr.tasks import TaskSet
 
@@ -65,8 +67,10 @@ class PhoneCall:
 
 
 class Phones:
-    def __init__(self, rest: AriRest, *, app: str, trunk: str, tasks: TaskSet) -> None:
+    def __init__(self, rest: AriRest, *, app: str, trunk: str, tasks: TaskSet, spool: Path) -> None:
         self.rest = rest
+        self.spool = spool  # Asterisk's spool directory, seen from the host
+        self._recordings: dict[str, asyncio.Future[str]] = {}
         self.app = app
         self.trunk = trunk  # the PSTN side's endpoint towards the hotline
         self.tasks = tasks
@@ -108,6 +112,11 @@ class Phones:
             if call is not None:
                 call.dtmf_received += event.digit
                 await self._record(call, "dtmf_received", digit=event.digit)
+        elif isinstance(event, UnknownEvent) and event.type in {"RecordingFinished", "RecordingFailed"}:
+            name = event.raw.get("recording", {}).get("name", "")
+            waiter = self._recordings.get(name)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event.type)
         elif isinstance(event, ChannelDestroyed):
             call = self.calls.get(event.channel.id)
             if call is not None and call.state != "ended":
@@ -208,6 +217,23 @@ class Phones:
         call.dtmf_sent += digits
         await self._record(call, "dtmf_sent", digits=digits)
 
+    async def listen(self, call_id: str, seconds: int) -> float:
+        """Record what this phone hears for ``seconds`` and return its RMS level
+        (0 silence .. 1 full scale): how a test knows the caller hears music or a prompt."""
+        name = f"listen-{call_id}-{next(self._seq)}"
+        done = asyncio.get_running_loop().create_future()
+        self._recordings[name] = done
+        try:
+            await self.rest.record(call_id, name, max_duration_s=seconds)
+            await asyncio.wait_for(done, seconds + 5)
+        finally:
+            self._recordings.pop(name, None)
+        path = self.spool / "recording" / f"{name}.wav"
+        try:
+            return await _rms(path)
+        finally:
+            path.unlink(missing_ok=True)
+
     async def hangup(self, call_id: str) -> None:
         call = self.calls[call_id]
         try:
@@ -215,6 +241,16 @@ class Phones:
         except AriNotFound:
             pass
         await self._record(call, "hangup_sent")
+
+
+async def _rms(path: Path) -> float:
+    proc = await asyncio.create_subprocess_exec("sox", str(path), "-n", "stat", stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, report = await proc.communicate()
+    for line in report.decode().splitlines():
+        if line.startswith("RMS     amplitude:"):
+            return float(line.split(":")[1])
+    raise RuntimeError(f"sox stat gave no RMS amplitude for {path.name}")
 
 
 def make_api(phones: Phones) -> web.Application:
@@ -265,6 +301,11 @@ def make_api(phones: Phones) -> web.Application:
         await phones.hangup(request.match_info["id"])
         return web.json_response({"ok": True})
 
+    @routes.post("/calls/{id}/listen")
+    async def listen(request: web.Request) -> web.Response:
+        seconds = int((await request.json()).get("seconds", 2))
+        return web.json_response({"rms": await phones.listen(request.match_info["id"], seconds)})
+
     @routes.get("/events")
     async def events(request: web.Request) -> web.Response:
         after = int(request.query.get("after", "0"))
@@ -282,7 +323,8 @@ async def serve(settings: Settings) -> None:
     async with aiohttp.ClientSession() as session:
         rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                        settings.ari.password.get_secret_value())
-        phones = Phones(rest, app=box.phones_app, trunk="hotline-trunk", tasks=tasks)
+        spool = box.root / STATE_IN_ROOT.lstrip("/") / "spool"
+        phones = Phones(rest, app=box.phones_app, trunk="hotline-trunk", tasks=tasks, spool=spool)
         stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                              settings.ari.password.get_secret_value(), box.phones_app, phones.handle)
         runner = web.AppRunner(make_api(phones), access_log=None)

@@ -58,6 +58,10 @@ class PhonesClient:
     async def send_dtmf(self, call_id: str, digits: str) -> None:
         await self._call("POST", f"/calls/{call_id}/dtmf", json={"digits": digits})
 
+    async def listen(self, call_id: str, seconds: int = 2) -> float:
+        """RMS level (0..1) of what the phone hears over ``seconds``."""
+        return (await self._call("POST", f"/calls/{call_id}/listen", json={"seconds": seconds}))["rms"]
+
     async def mark(self) -> int:
         """Skip everything logged so far: later waits see only newer events."""
         events = await self._call("GET", "/events", params={"after": self._after, "timeout": 0})

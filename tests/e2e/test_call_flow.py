@@ -9,7 +9,8 @@ from .conftest import BACKUP_PHONE, PHONES, EngineApi, eventually, metric_value
 
 TOLL_FREE = "18883737888"
 CALLER = "+15555550101"
-ROUTE_S = 30  # greeting, two menu choices by DTMF barge-in, and the ring
+ROUTE_S = 30
+MUSIC_RMS = 0.01  # silence on a loopback RTP path measures 0.000  # greeting, two menu choices by DTMF barge-in, and the ring
 
 
 def rang(number: str):
@@ -20,13 +21,22 @@ def answered_at(number: str):
     return lambda e: e["direction"] == "in" and e["number"] == number and e["kind"] == "answered"
 
 
-async def bridge_with(ari: AriRest, *channel_ids: str):
+async def bridge_with(ari: AriRest, phones: PhonesClient, hotline_call: str, phone_call: str):
+    """The bridge holding the hotline's caller channel and the leg that rang ``phone_call``.
+
+    The two sides of the leg are one SIP dialog: the hotline's leg and the
+    simulated phone's channel share its Call-ID.
+    """
+    sip_call_id = (await phones.call(phone_call))["sip_call_id"]
+
     async def probe():
         for bridge in await ari.list_bridges():
-            if set(channel_ids) <= set(bridge.channels):
-                return bridge
+            if hotline_call in bridge.channels and len(bridge.channels) == 2:
+                (leg,) = set(bridge.channels) - {hotline_call}
+                if await ari.get_var(leg, "CHANNEL(pjsip,call-id)") == sip_call_id:
+                    return bridge
         return None
-    return await eventually(probe, 5, f"a bridge holding {channel_ids}")
+    return await eventually(probe, 5, f"a bridge holding {hotline_call} and the leg to {phone_call}")
 
 
 async def waiting_calls(engine, queue: str = "english") -> list[str]:
@@ -42,8 +52,7 @@ async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engin
     await phones.wait_for(answered_at(PHONES["ana"]), 10, what="ana answering")
 
     hotline_call = next(iter(engine.engine.calls))
-    bridge = await bridge_with(ari, hotline_call, ring["call"])
-    assert len(bridge.channels) == 2
+    bridge = await bridge_with(ari, phones, hotline_call, ring["call"])
     # The advocate's display shows the hotline, never the caller.
     assert "5555550101" not in ring["caller_id_seen"]
     record = await engine.store.get_call(hotline_call)
@@ -56,17 +65,17 @@ async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engin
 
 async def test_caller_waits_with_music_and_is_connected_when_an_advocate_logs_in(
         engine, api: EngineApi, phones: PhonesClient, ari: AriRest):
-    await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+    call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
     waiting = await eventually(lambda: waiting_calls(engine), ROUTE_S, "the call waiting in the english queue")
     hotline_call = waiting[0]
-    assert await ari.get_var(hotline_call, "CHANNEL(musicclass)") in {"", "default"}
-    assert await music_playing(ari, hotline_call)
+    # What the caller's phone hears while waiting: music, not dead air.
+    assert await phones.listen(call["id"], seconds=2) > MUSIC_RMS
 
     await api.act("luis", "login")
 
     ring = await phones.wait_for(rang(PHONES["luis"]), 10, what="luis's phone ringing")
     await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering")
-    await bridge_with(ari, hotline_call, ring["call"])
+    await bridge_with(ari, phones, hotline_call, ring["call"])
     assert await waiting_calls(engine) == []
 
 
@@ -84,7 +93,7 @@ async def test_advocate_who_does_not_answer_goes_away_and_the_next_advocate_ring
     _, ana = await api.request("GET", "/advocates/ana", "ana")
     assert ana["state"] == "away"
     hotline_call = next(iter(engine.engine.calls))
-    await bridge_with(ari, hotline_call, ring["call"])
+    await bridge_with(ari, phones, hotline_call, ring["call"])
     page = await api.metrics()
     assert metric_value(page, "hotline_advocate_missed_total", reason="no_answer") == 1
 
@@ -115,7 +124,3 @@ async def test_with_the_engine_stopped_the_dialplan_fallback_answers(phones: Pho
 async def _empty(engine) -> bool:
     return await waiting_calls(engine) == []
 
-
-async def music_playing(ari: AriRest, channel_id: str) -> bool:
-    """Music on hold is on when the channel's generator is MOH (what Asterisk reports)."""
-    return True
