@@ -67,11 +67,6 @@ class Keys:
         (trouble tickets, the sandbox's `hotline call`). Same TTL as the call."""
         return f"{self.prefix}sip:{sip_call_id}"
 
-    def sip_call(self, sip_call_id: str) -> str:
-        """STRING: our call id for a SIP Call-ID header value, so a call seen
-        from the phone side can be found. Expires with the call's TTL."""
-        return f"{self.prefix}sip:{sip_call_id}"
-
     def tokens(self) -> str:
         """HASH sha256(token) hex -> advocate id. Entry lives as long as the
         advocate keeps that token hash."""

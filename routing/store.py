@@ -270,15 +270,6 @@ class RoutingStore:
         with _redis_errors():
             return await self._redis.get(self._keys.sip_call(sip_call_id))
 
-    async def index_sip_call_id(self, call_id: str, sip_call_id: str, ttl_s: int) -> None:
-        """Remember which call a SIP Call-ID belongs to, for `ttl_s` seconds."""
-        with _redis_errors():
-            await self._redis.set(self._keys.sip_call(sip_call_id), call_id, ex=ttl_s)
-
-    async def call_for_sip_id(self, sip_call_id: str) -> str | None:
-        with _redis_errors():
-            return await self._redis.get(self._keys.sip_call(sip_call_id))
-
     async def waiting(self, queue: str) -> list[str]:
         """Ids of the calls waiting in `queue`, next to be offered first."""
         with _redis_errors():
