@@ -17,6 +17,7 @@ from ivr.api import Api, Authenticator, RosterEntry
 from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
+from ivr.offers import OffersListener
 from ivr.menu import load_menu
 from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
@@ -85,23 +86,19 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         site = web.TCPSite(runner, settings.engine.http_host, settings.engine.http_port)
         await site.start()
         port = runner.addresses[0][1]
-        async with store.subscribe_offers(settings.engine.instance_id) as offers:
-            # Subscribed before any call can be queued: no offer is published unheard.
-            tasks.spawn(_pump_offers(offers, engine), name="offers")
-            tasks.spawn(stream.run(), name="ari-events")
-            log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
-                     settings.engine.http_host, port)
-            yield Running(engine, store, metrics, stream, port)
+        offers = OffersListener(store, settings.engine.instance_id, engine.on_offer)
+        tasks.spawn(offers.run(), name="offers")
+        # Subscribed before any call can be queued: no offer is published unheard.
+        await asyncio.wait_for(offers.subscribed.wait(), 10)
+        tasks.spawn(stream.run(), name="ari-events")
+        log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
+                 settings.engine.http_host, port)
+        yield Running(engine, store, metrics, stream, port)
     finally:
         await tasks.close()
         await runner.cleanup()
         await session.close()
         await redis_client.aclose()
-
-
-async def _pump_offers(offers: AsyncIterator, engine: Engine) -> None:
-    async for offer in offers:
-        await engine.on_offer(offer)
 
 
 async def _sync_roster(store: RoutingStore, settings: Settings) -> None:

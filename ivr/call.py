@@ -29,7 +29,7 @@ from ivr.ari.events import (ChannelDestroyed, ChannelDtmfReceived, ChannelHangup
 from ivr.menu import CancelTimer, Finish, MenuOutcome, MenuSession, Play, StartTimer, StopPlayback
 from ivr.services import CallServices
 from ivr.timers import Timers, TimerFired
-from routing.errors import RoutingError
+from routing.errors import RoutingError, RoutingUnavailable, StaleOffer
 from routing.queues import Offer, WaitingCall
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,8 @@ class CallActor:
                  outcome.language, outcome.call_type, " - matched at once" if offers else "")
 
     async def _offer(self, offer: Offer) -> None:
+        if isinstance(self.state, (Ringing, Connected)) and self.state.offer == offer:
+            return  # the same offer again, from the sweep after a resubscription
         if not isinstance(self.state, Waiting):
             log.warning("call %s: offer of advocate %s in state %s; declining", self.key, offer.advocate_id,
                         type(self.state).__name__)
@@ -317,7 +319,9 @@ class CallActor:
         self.s.metrics.advocate_missed.labels(reason=reason).inc()
         try:
             await self.s.store.offer_failed(self.key, ringing.offer.advocate_id)
-        except RoutingError:
+        except StaleOffer:
+            log.warning("call %s: offer to %s already settled", self.key, ringing.offer.advocate_id)
+        except RoutingUnavailable:
             await self._to_fallback("routing_unavailable")
 
     # -- the end --------------------------------------------------------------
