@@ -64,7 +64,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s)
     hasher = CallerHasher(settings.privacy.hmac_key.get_secret_value().encode())
     config = CallConfig(owner=settings.engine.instance_id, app=settings.engine.app,
-                        toll_free=settings.lines.toll_free, ring_s=settings.routing.advocate_ring_s,
+                        toll_free=settings.lines.toll_free, entry_for_did=settings.lines.entry_for,
+                        line_kind=settings.lines.kind_of, ring_s=settings.routing.advocate_ring_s,
                         call_ttl_s=settings.routing.call_ttl_s,
                         queue_for_language=settings.routing.queue_for_language)
 

@@ -157,9 +157,9 @@ class CallActor:
         except AriNotFound:
             await self._caller_gone("hung up before answer")
             return
-        session = MenuSession(self.s.menu)
+        session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did))
         self.state = InMenu(session)
-        log.info("call %s answered on %s", self.key, _did_kind(self.did, self.s.config.toll_free))
+        log.info("call %s answered on the %s line", self.key, self.s.config.line_kind(self.did))
         await self._menu(session.start())
 
     async def _sip_call_id(self) -> str:
@@ -231,7 +231,7 @@ class CallActor:
         call = WaitingCall(call_id=self.key, queue=queue, priority=outcome.priority, arrival_ms=arrival_ms,
                            owner=self.s.config.owner)
         fields = {"language": outcome.language, "call_type": outcome.call_type, "path": " ".join(outcome.path),
-                  "no_input": str(int(outcome.no_input)), "did_kind": _did_kind(self.did, self.s.config.toll_free),
+                  "no_input": str(int(outcome.no_input)), "did_kind": self.s.config.line_kind(self.did),
                   "sip_call_id": self.sip_call_id, "caller_ref": self.caller_ref}
         try:
             offers = await self.s.store.enqueue(call, fields, self.s.config.call_ttl_s)
@@ -404,7 +404,3 @@ class CallActor:
         except AriNotFound:
             pass
 
-
-def _did_kind(did: str, toll_free: str) -> str:
-    """A label for the line the call came in on: never the dialled digits of another number."""
-    return "toll_free" if did == toll_free else "other"

@@ -26,6 +26,8 @@ class CallConfig:
     owner: str  # this engine's instance id: offers for its calls are published to it
     app: str
     toll_free: str
+    entry_for_did: Callable[[str], str | None]
+    line_kind: Callable[[str], str]
     ring_s: float
     call_ttl_s: int
     queue_for_language: Callable[[str], str]

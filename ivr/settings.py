@@ -87,10 +87,21 @@ class LinesSettings(_Section):
     """The numbers the carrier delivers, and where calls go when we cannot route."""
 
     toll_free: str = "18883737888"
+    # Callers on the Spanish line skip the language menu (menu entry "spanish").
+    spanish: str | None = None
     # Dialled by the dialplan when the engine is down, and by the engine when
     # it cannot route (Redis down): a human must still answer.
     backup_destination: str = "PJSIP/1999@carrier"
     backup_ring_s: Annotated[int, Field(gt=0)] = 30
+
+
+    def entry_for(self, did: str) -> str | None:
+        """The menu entry a dialled number starts at (None: the whole menu)."""
+        return "spanish" if self.spanish is not None and did == self.spanish else None
+
+    def kind_of(self, did: str) -> str:
+        """A label for the line a call came in on, never the digits of another number."""
+        return {self.toll_free: "toll_free", self.spanish: "spanish"}.get(did, "other")
 
 
 class QueueSettings(_Section):

@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,7 +171,7 @@ class Sandbox:
                                     env={**os.environ, "HOTLINE_CONFIG": str(self.config_path)})
         service.pidfile.write_text(f"{proc.pid}\n")
 
-    def _wait(self, service: Service, ready: callable) -> None:
+    def _wait(self, service: Service, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if not self._running(service):

@@ -47,7 +47,8 @@ async def place_and_follow(settings: Settings, *, caller: str, to: str, dtmf: st
             report["answered_after_s"] = round(answered["time"] - call["started_at"], 2)
             story.append(f"answered by the hotline after {report['answered_after_s']} s")
             sip_call_id = (await phones.call(call["id"]))["sip_call_id"]
-            record = await _follow(phones, store, call["id"], sip_call_id, deadline, report)
+            record = await _follow(phones, store, call["id"], sip_call_id, deadline, report,
+                                   backup_phone=dialled_number(settings.lines.backup_destination))
             if record:
                 report["record"] = record
                 story.append(f"menu: {record.get('path') or '(no input)'} -> {record.get('language')}, "
@@ -65,8 +66,13 @@ async def place_and_follow(settings: Settings, *, caller: str, to: str, dtmf: st
     return report
 
 
+def dialled_number(dial_string: str) -> str:
+    """The number a PJSIP dial string rings on the PSTN side: PJSIP/1999@carrier -> 1999."""
+    return dial_string.split("/", 1)[-1].split("@", 1)[0]
+
+
 async def _follow(phones: PhonesClient, store: RoutingStore, phone_call: str, sip_call_id: str,
-                  deadline: float, report: dict[str, Any]) -> dict[str, str] | None:
+                  deadline: float, report: dict[str, Any], *, backup_phone: str) -> dict[str, str] | None:
     """Follow the call until an advocate answers, it ends, or the deadline."""
     record = None
     while time.monotonic() < deadline:
@@ -83,7 +89,7 @@ async def _follow(phones: PhonesClient, store: RoutingStore, phone_call: str, si
         if event["call"] == phone_call and event["kind"] == "ended":
             report["outcome"] = "caller_ended"
             return record
-        if event["kind"] == "answered" and event["direction"] == "in" and event["number"] == "1999":
+        if event["kind"] == "answered" and event["direction"] == "in" and event["number"] == backup_phone:
             report["outcome"] = "backup"
             report["story"].append("answered by the backup call centre (dialplan fallback)")
             return record

@@ -52,7 +52,7 @@ async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engin
     await phones.wait_for(answered_at(PHONES["ana"]), 10, what="ana answering")
 
     hotline_call = next(iter(engine.engine.calls))
-    bridge = await bridge_with(ari, phones, hotline_call, ring["call"])
+    await bridge_with(ari, phones, hotline_call, ring["call"])
     # The advocate's display shows the hotline, never the caller.
     assert "5555550101" not in ring["caller_id_seen"]
     record = await engine.store.get_call(hotline_call)

@@ -139,8 +139,9 @@ def test_prompt_missing_from_a_language_is_named(catalog, real_menu_data):
 
 
 def test_bilingual_prompts_need_only_their_fixed_language(catalog, real_menu_data):
-    # greeting and language_menu are always played in English
-    without = {**catalog, "es": catalog["es"] - {"greeting", "language_menu"}}
+    # the language menu is always played in English (the Spanish line's entry
+    # plays the greeting in Spanish, so that one is needed in both)
+    without = {**catalog, "es": catalog["es"] - {"language_menu"}}
     parse_menu(real_menu_data, prompt_catalog=without)
 
 
@@ -149,3 +150,9 @@ def test_option_cycles_are_allowed_since_the_caller_drives_them(real_menu_data):
     data["nodes"]["call_type"]["options"].append({"digit": "*", "goto": "language"})
     menu = parse_menu(data)
     assert menu.nodes["call_type"].options["*"].goto == "language"
+
+
+def test_an_entry_must_go_to_a_node(real_menu_data):
+    real_menu_data["entries"]["spanish"]["goto"] = "nowhere"
+    with pytest.raises(MenuError, match="entry 'spanish': goto 'nowhere' is not a node"):
+        parse_menu(real_menu_data)

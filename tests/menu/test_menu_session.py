@@ -199,3 +199,13 @@ def test_multi_character_or_non_dtmf_input_counts_as_invalid(menu, bad):
     session = MenuSession(menu)
     session.start()
     assert plays(session.digit(bad))[0].prompt_ids == ("invalid", "language_menu")
+
+
+def test_spanish_line_starts_in_spanish_at_the_call_type_menu(menu):
+    session = MenuSession(menu, entry="spanish")
+    (play, _guard) = session.start()
+    assert play == Play(("greeting", "call_type_menu"), "es", play.serial)
+    # the caller may answer during the greeting: DTMF barges in
+    finish = [a for a in session.digit("3") if isinstance(a, Finish)]
+    assert finish and finish[0].outcome.language == "es" and finish[0].outcome.call_type == "referral"
+    assert finish[0].outcome.path == ("entry:spanish", "call_type:3")

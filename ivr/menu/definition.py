@@ -1,16 +1,13 @@
-"""The IVR menu: its definition loaded from data, and the pure state machine a call walks.
+"""The IVR menu's definition: loaded from dialplans/menu.toml and validated in full.
 
-Nothing here does I/O beyond reading the menu file in `load_menu`: the call actor feeds
-`MenuSession` the events it sees (playback ended, DTMF, its no-input timer fired) and
-carries out the actions it gets back (play, stop, arm or cancel the timer, finish).
+A bad menu fails at start-up with a message naming the node and key, never on a call.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,7 +18,7 @@ CALL_TYPES = frozenset({"crisis", "tip", "referral", "training", "information", 
 DIGITS = frozenset("0123456789*#")
 PRIORITIES = range(0, 10)
 
-_TOP_KEYS = {"start", "playback_guard", "defaults", "languages", "nodes"}
+_TOP_KEYS = {"start", "playback_guard", "defaults", "languages", "nodes", "entries"}
 _NODE_KEYS = {"intro", "prompts", "prompt_language", "timeout", "retries", "invalid",
               "options", "fallback"}
 _CHOICE_KEYS = {"language", "call_type", "priority", "say", "goto", "finish"}
@@ -71,6 +68,9 @@ class MenuDefinition:
     defaults: MenuOutcome
     prompt_languages: Mapping[str, str]  # outcome language -> language prompts play in
     playback_guard: float
+    # Other ways in than `start`: a line (DID) that already says something about
+    # the caller, e.g. the Spanish line starts in Spanish at the call-type menu.
+    entries: Mapping[str, Choice] = field(default_factory=lambda: MappingProxyType({}))
 
     def prompt_ids(self) -> dict[str, set[str]]:
         """Prompt ids each prompt language must provide ("*" -> every prompt language)."""
@@ -81,6 +81,8 @@ class MenuDefinition:
             for choice in (*node.options.values(), node.fallback):
                 # a choice's announcement plays in the language it may just have set
                 needed.setdefault("*", set()).update(choice.say)
+        for entry in self.entries.values():
+            needed.setdefault("*", set()).update(entry.say)
         return needed
 
 
@@ -125,10 +127,19 @@ def parse_menu(data: Mapping[str, Any], *, source: str = "menu.toml",
         for label, choice in _labelled_choices(node):
             if choice.goto is not None and choice.goto not in nodes:
                 raise fail(f"node {node.name!r} {label}", f"goto {choice.goto!r} is not a node")
+    raw_entries = data.get("entries", {})
+    if not isinstance(raw_entries, Mapping):
+        raise fail("entries", "must be a table of entry name -> choice")
+    entries = {name: _parse_choice(raw, f"entry {name!r}", fail) for name, raw in raw_entries.items()}
+    for name, entry in entries.items():
+        if entry.goto is None:
+            raise fail(f"entry {name!r}", "needs a goto: an entry leads into a menu node")
+        if entry.goto not in nodes:
+            raise fail(f"entry {name!r}", f"goto {entry.goto!r} is not a node")
     _check_fallbacks_end(nodes, fail)
     _check_reachable(nodes, start, fail)
     definition = MenuDefinition(start, MappingProxyType(nodes), defaults,
-                                MappingProxyType(prompt_languages), guard)
+                                MappingProxyType(prompt_languages), guard, MappingProxyType(entries))
     if prompt_catalog is not None:
         _check_prompts_exist(definition, prompt_catalog, fail)
     return definition
@@ -315,194 +326,3 @@ def _priority(raw: Any, where: str, fail) -> int | None:
 
 def _is_int(raw: Any) -> bool:
     return isinstance(raw, int) and not isinstance(raw, bool)
-
-
-# --- the session: a pure state machine ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Play:
-    """Play `sound:hotline/<id>` for each id, in order, on a channel set to `language`.
-
-    The actor reports the end of the whole sequence once, with `prompt_finished(serial)`;
-    it must report it when the playback fails or is cut short too, or the caller waits
-    in silence until the playback guard fires.
-    """
-
-    prompt_ids: tuple[str, ...]
-    language: str
-    serial: int = 0
-
-
-@dataclass(frozen=True)
-class StopPlayback:
-    """Stop the current playback; its end is no longer of interest to the session."""
-
-
-@dataclass(frozen=True)
-class StartTimer:
-    """Arm the call's single timer, replacing any armed one; fire with `timed_out()`."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CancelTimer:
-    pass
-
-
-@dataclass(frozen=True)
-class Finish:
-    outcome: MenuOutcome
-
-
-Action = Play | StopPlayback | StartTimer | CancelTimer | Finish
-
-
-class Phase(Enum):
-    NOT_STARTED = "not_started"
-    PLAYING = "playing"        # a node's prompts play; a digit barges in
-    WAITING = "waiting"        # prompts done, the no-input timer runs
-    ANNOUNCING = "announcing"  # a choice's `say` plays; the choice is already made
-    FINISHED = "finished"
-
-
-@dataclass(frozen=True)
-class SessionState:
-    phase: Phase
-    node: str
-    attempt: int              # misses (invalid or no input) so far at this node
-    outcome: MenuOutcome
-    visited: frozenset[str]   # nodes whose intro has been played
-    serial: int               # of the latest Play
-    pending: Choice | None    # what to do once the announcement ends
-
-
-class MenuSession:
-    """One caller's walk through the menu, driven by the call actor.
-
-    Every input returns the actions to carry out, in order. Inputs that make no sense
-    in the current phase (a digit after Finish, a stale playback end, an input before
-    `start()`) return no actions rather than raise: events race on a live call.
-    """
-
-    def __init__(self, definition: MenuDefinition, *, timeout_factor: float = 1.0) -> None:
-        if not timeout_factor > 0:
-            raise ValueError(f"timeout_factor must be positive, not {timeout_factor!r}")
-        self._menu = definition
-        self._timeout_factor = timeout_factor  # e.g. longer waits on relay calls
-        self._state = SessionState(Phase.NOT_STARTED, definition.start, 0,
-                                   definition.defaults, frozenset(), 0, None)
-
-    @property
-    def state(self) -> SessionState:
-        return self._state
-
-    @property
-    def finished(self) -> bool:
-        return self._state.phase is Phase.FINISHED
-
-    def start(self) -> tuple[Action, ...]:
-        if self._state.phase is not Phase.NOT_STARTED:
-            return ()
-        return self._apply(self._enter(self._state, self._menu.start))
-
-    def prompt_finished(self, serial: int | None = None) -> tuple[Action, ...]:
-        """The last Play ended. Pass its serial so the end of a stopped one is ignored."""
-        state = self._state
-        if serial is not None and serial != state.serial:
-            return ()
-        if state.phase is Phase.PLAYING:
-            return self._apply(self._wait(state))
-        if state.phase is Phase.ANNOUNCING:
-            return self._apply(self._follow(state, state.pending))
-        return ()
-
-    def digit(self, d: str) -> tuple[Action, ...]:
-        state = self._state
-        if state.phase is Phase.PLAYING:
-            # DTMF barges in: a caller who knows the menu should not have to hear it out
-            state, actions = self._take_digit(state, d)
-            return self._apply((state, (StopPlayback(), *actions)))
-        if state.phase is Phase.WAITING:
-            state, actions = self._take_digit(state, d)
-            return self._apply((state, (CancelTimer(), *actions)))
-        return ()
-
-    def timed_out(self) -> tuple[Action, ...]:
-        state = self._state
-        if state.phase is Phase.WAITING:
-            return self._apply(self._miss(state, "no_input"))
-        if state.phase is Phase.PLAYING:
-            # The playback guard fired: the playback's end was lost. Carry on as if it
-            # had ended, so a lost event never leaves a caller waiting in silence.
-            state, actions = self._wait(state)
-            return self._apply((state, (StopPlayback(), *actions)))
-        if state.phase is Phase.ANNOUNCING:
-            state, actions = self._follow(state, state.pending)
-            return self._apply((state, (StopPlayback(), *actions)))
-        return ()
-
-    def _apply(self, step: tuple[SessionState, tuple[Action, ...]]) -> tuple[Action, ...]:
-        self._state, actions = step
-        return actions
-
-    # Each transition below takes a state and returns (next state, actions).
-
-    def _enter(self, state: SessionState, name: str, lead: tuple[str, ...] = ()):
-        node = self._menu.nodes[name]
-        intro = () if name in state.visited else node.intro
-        state = replace(state, node=name, visited=state.visited | {name})
-        return self._play(state, Phase.PLAYING, (*lead, *intro, *node.prompts),
-                          node.prompt_language)
-
-    def _play(self, state: SessionState, phase: Phase, prompt_ids: tuple[str, ...],
-              fixed_language: str | None = None):
-        language = fixed_language or self._menu.prompt_languages[state.outcome.language]
-        serial = state.serial + 1
-        state = replace(state, phase=phase, serial=serial)
-        # the guard bounds the wait for a playback end that may never be reported
-        return state, (Play(prompt_ids, language, serial),
-                       StartTimer(self._menu.playback_guard))
-
-    def _wait(self, state: SessionState):
-        node = self._menu.nodes[state.node]
-        return (replace(state, phase=Phase.WAITING),
-                (StartTimer(node.timeout * self._timeout_factor),))
-
-    def _take_digit(self, state: SessionState, d: str):
-        choice = self._menu.nodes[state.node].options.get(d) if isinstance(d, str) else None
-        if choice is None:
-            return self._miss(state, "invalid")
-        return self._choose(state, choice, f"{state.node}:{d}")
-
-    def _miss(self, state: SessionState, reason: str):
-        node = self._menu.nodes[state.node]
-        if state.attempt < node.retries:
-            state = replace(state, attempt=state.attempt + 1)
-            lead = node.invalid if reason == "invalid" else ()
-            return self._enter(state, node.name, lead)
-        # Out of tries: the fallback routes the caller on (to an advocate), never away.
-        outcome = replace(state.outcome,
-                          no_input=state.outcome.no_input or reason == "no_input")
-        return self._choose(replace(state, outcome=outcome), node.fallback,
-                            f"{node.name}:{reason}")
-
-    def _choose(self, state: SessionState, choice: Choice, step: str):
-        outcome = state.outcome
-        outcome = replace(
-            outcome,
-            language=choice.language or outcome.language,
-            call_type=choice.call_type or outcome.call_type,
-            priority=outcome.priority if choice.priority is None else choice.priority,
-            path=(*outcome.path, step))
-        state = replace(state, outcome=outcome, attempt=0)
-        if choice.say:
-            return self._play(replace(state, pending=choice), Phase.ANNOUNCING, choice.say)
-        return self._follow(state, choice)
-
-    def _follow(self, state: SessionState, choice: Choice):
-        state = replace(state, pending=None, attempt=0)
-        if choice.goto is not None:
-            return self._enter(state, choice.goto)
-        return replace(state, phase=Phase.FINISHED), (CancelTimer(), Finish(state.outcome))
