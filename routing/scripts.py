@@ -48,6 +48,7 @@ class Scripts:
     abandon: AsyncScript
     call_ended: AsyncScript
     update_call: AsyncScript
+    move_queue: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -238,6 +238,19 @@ class RoutingStore:
         if reply[0] == "stale":
             raise StaleOffer(call_id, advocate_id)
 
+    async def move_queue(self, call_id: str, from_queue: str, to_queue: str) -> list[Offer] | None:
+        """Widen a waiting call to `to_queue`, keeping its place; None if it
+        was no longer waiting in `from_queue` (offered meanwhile, say)."""
+        if to_queue not in self._queue_names:
+            raise ValueError(f"unknown queue {to_queue!r}")
+        with _redis_errors():
+            reply = await self._scripts.move_queue(
+                keys=[self._keys.call(call_id)],
+                args=[self._keys.prefix, self._now_ms(), call_id, from_queue, to_queue])
+        if reply[0] == "not_waiting":
+            return None
+        return _offers(reply)
+
     async def abandon(self, call_id: str) -> bool:
         """The caller hung up while waiting; False if the call was not waiting."""
         with _redis_errors():

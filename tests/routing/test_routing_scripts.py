@@ -439,3 +439,24 @@ async def test_sip_call_id_leads_back_to_the_call_until_it_expires(store, redis_
     assert await store.call_for_sip_id("abc@10.0.0.1") == "c1"
     assert 0 < await redis_client.ttl(TEST_KEYS.sip_call("abc@10.0.0.1")) <= 60
     assert await store.call_for_sip_id("unknown") is None
+
+
+async def test_overflow_moves_a_waiting_call_keeping_its_place_and_offers_it(store, clock, redis_client):
+    await store.enqueue(call("old", queue="english", arrival_ms=500), {}, TTL_S)
+    await store.enqueue(call("es1", queue="spanish", arrival_ms=100), {}, TTL_S)
+    await store.enqueue(call("new", queue="english", arrival_ms=900), {}, TTL_S)
+    assert await store.move_queue("es1", "spanish", "english") == []
+    assert await store.waiting("spanish") == []
+    assert await store.waiting("english") == ["es1", "old", "new"]  # arrived first, stays first
+    assert (await store.get_call("es1"))["queue"] == "english"
+    await add_advocate(store, "a1", available=True)
+    assert (await store.get_call("es1"))["advocate"] == "a1"
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"old", "es1", "new"})
+
+
+async def test_overflow_of_a_call_no_longer_waiting_changes_nothing(store, clock):
+    await add_advocate(store, "a1", skills=("es",), available=True)
+    assert pairs(await store.enqueue(call("es1", queue="spanish"), {}, TTL_S)) == [("es1", "a1")]
+    assert await store.move_queue("es1", "spanish", "english") is None
+    assert (await store.get_call("es1"))["queue"] == "spanish"
+    assert await store.move_queue("nobody", "spanish", "english") is None
