@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -88,9 +89,19 @@ CALL_FIELDS = ("queue", "priority", "state", "advocate", "language", "call_type"
                "did_kind", "answered_by", "waited_ms", "arrival_ms", "sip_call_id")
 
 
+class InterpreterControl(Protocol):
+    def language(self, code: str) -> str:
+        """The catalog code for ``code``; ValueError saying why it cannot be served."""
+
+    def request(self, call_id: str, language: str | None, *, remove: bool) -> bool:
+        """Hand the request to the call; False if this engine does not hold the call."""
+
+
 class Api:
     def __init__(self, store: RoutingStore, auth: Authenticator, metrics: HotlineMetrics,
-                 queues: Sequence[str], health: Callable[[], dict[str, bool]]) -> None:
+                 queues: Sequence[str], health: Callable[[], dict[str, bool]],
+                 interpreters: InterpreterControl | None = None) -> None:
+        self.interpreters = interpreters
         self.store = store
         self.auth = auth
         self.metrics = metrics
@@ -107,6 +118,8 @@ class Api:
             web.get("/advocates/{id}", self.get_advocate),
             web.post("/advocates/{id}/{action}", self.advocate_action),
             web.get("/calls/{id}", self.get_call),
+            web.post("/calls/{id}/interpreter", self.add_interpreter),
+            web.delete("/calls/{id}/interpreter", self.remove_interpreter),
         ])
         return app
 
@@ -194,3 +207,55 @@ class Api:
         if record is None:
             raise _error(web.HTTPNotFound, f"no call {call_id!r} (records expire)")
         return web.json_response({"id": call_id, **{k: record[k] for k in CALL_FIELDS if k in record}})
+
+    async def _call_of_principal(self, request: web.Request) -> tuple[str, dict[str, str]]:
+        """The call, if the token's advocate is on it (or is a supervisor)."""
+        principal = self.auth.principal(request)
+        call_id = request.match_info["id"]
+        record = await self.store.get_call(call_id)
+        if record is None:
+            raise _error(web.HTTPNotFound, f"no call {call_id!r}")
+        if not principal.supervisor and record.get("advocate") != principal.advocate_id:
+            raise _error(web.HTTPForbidden, "only the advocate on the call or a supervisor may do that")
+        if record.get("state") != "bridged":
+            raise _error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
+        return call_id, record
+
+    async def add_interpreter(self, request: web.Request) -> web.Response:
+        if self.interpreters is None:
+            raise _error(web.HTTPNotFound, "no interpreter provider is configured")
+        call_id, _ = await self._call_of_principal(request)
+        body = await _json_body(request)
+        code = body.get("language")
+        language = None
+        if code is not None:
+            if not isinstance(code, str):
+                raise _error(web.HTTPUnprocessableEntity, "language: must be a language code such as 'vie' or 'vi'")
+            try:
+                language = self.interpreters.language(code)
+            except ValueError as exc:
+                raise _error(web.HTTPUnprocessableEntity, f"language: {exc}") from None
+        if not self.interpreters.request(call_id, language, remove=False):
+            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+        return web.json_response({"call": call_id, "interpreter": language or "operator", "status": "joining"},
+                                 status=202)
+
+    async def remove_interpreter(self, request: web.Request) -> web.Response:
+        if self.interpreters is None:
+            raise _error(web.HTTPNotFound, "no interpreter provider is configured")
+        call_id, _ = await self._call_of_principal(request)
+        if not self.interpreters.request(call_id, None, remove=True):
+            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+        return web.json_response({"call": call_id, "status": "removing"}, status=202)
+
+
+async def _json_body(request: web.Request) -> dict[str, object]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "body: must be a JSON object")
+    return body

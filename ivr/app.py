@@ -18,11 +18,14 @@ from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
 from ivr.offers import OffersListener
+from ivr.interpreters.catalog import LanguageCatalog
+from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
+from ivr.interpreting import InterpreterDesk
 from ivr.menu import load_menu
 from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
 from ivr.services import CallConfig, CallServices
-from ivr.settings import Settings
+from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
@@ -50,6 +53,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     """Start the engine and yield it; everything it started is stopped on exit."""
     # A prompt the menu names but no language has fails here, not on a call.
     menu = load_menu(settings.menu.path, prompt_catalog(load_prompts(settings.menu.prompts_dir)))
+    catalog = LanguageCatalog.load()
+    try:
+        interpreters = validate_interpreters(settings.interpreters, catalog)
+    except InterpreterConfigError as exc:
+        raise SettingsError(str(exc)) from None
     tasks = TaskSet("engine")
     metrics = HotlineMetrics()
     redis_client = redis.Redis.from_url(
@@ -67,7 +75,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                         toll_free=settings.lines.toll_free, entry_for_did=settings.lines.entry_for,
                         line_kind=settings.lines.kind_of, ring_s=settings.routing.advocate_ring_s,
                         call_ttl_s=settings.routing.call_ttl_s,
-                        queue_for_language=settings.routing.queue_for_language)
+                        queue_for_language=settings.routing.queue_for_language,
+                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes,
+                        spanish_overflow_s=interpreters.spanish_overflow_s,
+                        spanish_queue=settings.routing.queue_for_language("es"),
+                        overflow_queue=settings.routing.queue_for_language("en"))
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
@@ -78,8 +90,10 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                          on_connected=engine.reconcile, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
+    desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
+        if interpreters.providers else None
     api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
-              health=lambda: {"ari": stream.connected})
+              health=lambda: {"ari": stream.connected}, interpreters=desk)
     runner = web.AppRunner(api.app(), access_log=None)
     try:
         await _sync_roster(store, settings)

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import (ChannelDestroyed, ChannelDtmfReceived, ChannelHangupRequest, PlaybackFinished,
                             StasisEnd, StasisStart)
+from ivr.feature_codes import AddInterpreter, FeatureCodes, RemoveInterpreter, Unknown
+from ivr.interpreting import TIMER as INTERPRETER_TIMER
+from ivr.interpreting import InterpreterRequest, Interpreting
 from ivr.menu import CancelTimer, Finish, MenuOutcome, MenuSession, Play, StartTimer, StopPlayback
 from ivr.services import CallServices
 from ivr.timers import Timers, TimerFired
@@ -33,6 +36,9 @@ from routing.errors import RoutingError, RoutingUnavailable, StaleOffer
 from routing.queues import Offer, WaitingCall
 
 log = logging.getLogger(__name__)
+
+# How long the advocate may pause between the digits of a feature code.
+FEATURE_CODE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class Connected:
     offer: Offer
     leg: str
     bridge: str
+    codes: FeatureCodes
+    interpreting: Interpreting | None = None
 
 
 @dataclass
@@ -107,6 +115,11 @@ class CallActor:
         self.sip_call_id = ""
         self._playbacks = 0
         self._legs = 0
+        # Joined as soon as the advocate answers: the operator for "other
+        # languages", Spanish after an overflow.
+        self.interpreter_on_answer: InterpreterRequest | None = None
+        self._overflow_due = False
+        self._hold_message: str | None = None
         self._enqueued_at = time.monotonic()
 
     def __repr__(self) -> str:
@@ -118,6 +131,10 @@ class CallActor:
         if isinstance(self.state, Ended):
             await self._after_end(item)
             return
+        if isinstance(self.state, Connected) and self.state.interpreting is not None \
+                and _concerns(item, self.state.interpreting):
+            await self._interpreter_event(self.state.interpreting, item)
+            return
         match item:
             case StasisStart(channel=channel) if channel.id == self.channel:
                 await self._answer(item)
@@ -126,6 +143,15 @@ class CallActor:
             case ChannelDtmfReceived(channel=channel, digit=digit) if channel.id == self.channel:
                 if isinstance(self.state, InMenu):
                     await self._menu(self.state.session.digit(digit))
+            case ChannelDtmfReceived(channel=channel, digit=digit):
+                if isinstance(self.state, Connected) and channel.id == self.state.leg:
+                    await self._feature_digit(self.state, digit)
+            case InterpreterRequest():
+                await self._interpreter_request(item)
+            case PlaybackFinished(playback=playback) if playback.id == self._hold_message:
+                self._hold_message = None
+                if isinstance(self.state, Waiting):
+                    await self._moh()
             case PlaybackFinished(playback=playback):
                 if isinstance(self.state, InMenu) and playback.id == self.state.playback:
                     self.state.playback = None
@@ -144,7 +170,8 @@ class CallActor:
             case ChannelGone():
                 await self._caller_gone("channel gone")
             case _:
-                log.debug("call %s: %s ignored in %s", self.key, type(item).__name__, type(self.state).__name__)
+                log.debug("call %s: %s ignored in %s", self.key, getattr(item, "type", type(item).__name__),
+                          type(self.state).__name__)
 
     # -- answer and menu ------------------------------------------------------
 
@@ -201,14 +228,24 @@ class CallActor:
     async def _stop_playback(self, state: InMenu) -> None:
         playback, state.playback = state.playback, None
         if playback is not None:
-            try:
-                await self.s.rest.stop_playback(playback)
-            except AriNotFound:
-                pass  # it had just finished
+            await self._stop(playback)
+
+    async def _stop(self, playback: str) -> None:
+        try:
+            await self.s.rest.stop_playback(playback)
+        except AriNotFound:
+            pass  # it had just finished
 
     async def _timer(self, name: str) -> None:
         if name == "menu" and isinstance(self.state, InMenu):
             await self._menu(self.state.session.timed_out())
+        elif name == "overflow":
+            if isinstance(self.state, Waiting):
+                await self._spanish_overflow(self.state)
+            elif isinstance(self.state, Ringing):
+                self._overflow_due = True  # unless this ring is answered
+        elif name == "feature" and isinstance(self.state, Connected):
+            await self._feature_outcome(self.state, self.state.codes.timed_out())
         elif name == "ring" and isinstance(self.state, Ringing):
             log.info("call %s: advocate %s did not answer in %.0f s", self.key, self.state.offer.advocate_id,
                      self.s.config.ring_s)
@@ -240,6 +277,10 @@ class CallActor:
             await self._to_fallback("routing_unavailable")
             return
         self.s.metrics.calls_offered.labels(queue=queue).inc()
+        if outcome.language == "other":
+            self.interpreter_on_answer = InterpreterRequest(None, source="menu")
+        if queue == self.s.config.spanish_queue and self.s.config.interpreter_providers:
+            self.timers.start("overflow", self.s.config.spanish_overflow_s)
         if self.sip_call_id:
             await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
         log.info("call %s waiting in %s (priority %d, %s, %s)%s", self.key, queue, outcome.priority,
@@ -281,14 +322,23 @@ class CallActor:
         bridge = f"{self.key}-bridge"
         self.s.dispatcher.route(bridge, self.key)
         try:
+            if self._hold_message is not None:
+                # A playback holds the channel: it would join the bridge only
+                # after the message, with the advocate listening to silence.
+                playback, self._hold_message = self._hold_message, None
+                await self._stop(playback)
             await self.s.rest.stop_moh(self.channel)
-            await self.s.rest.create_bridge(bridge, bridge_type="mixing", name=f"call-{self.key}")
+            # dtmf_events: no native RTP bridging, so the advocate's feature codes reach us.
+            await self.s.rest.create_bridge(bridge, bridge_type="mixing,dtmf_events", name=f"call-{self.key}")
             await self.s.rest.add_to_bridge(bridge, [self.channel, leg])
         except AriNotFound:
             # The caller hung up as the advocate answered: the leg is told below.
             await self._caller_gone("hung up as the advocate answered")
             return
-        self.state = Connected(ringing.queue, ringing.offer, leg, bridge)
+        self.timers.cancel("overflow")
+        self.state = Connected(ringing.queue, ringing.offer, leg, bridge, FeatureCodes(self.s.config.feature_codes))
+        if self.interpreter_on_answer is not None:
+            await self._interpreter_request(self.interpreter_on_answer)
         waited = time.monotonic() - self._enqueued_at
         self.s.metrics.calls_answered.labels(queue=ringing.queue).inc()
         self.s.metrics.wait_seconds.labels(queue=ringing.queue).observe(waited)
@@ -323,6 +373,82 @@ class CallActor:
             log.warning("call %s: offer to %s already settled", self.key, ringing.offer.advocate_id)
         except RoutingUnavailable:
             await self._to_fallback("routing_unavailable")
+            return
+        if self._overflow_due and isinstance(self.state, Waiting):
+            await self._spanish_overflow(self.state)
+
+    async def _spanish_overflow(self, waiting: Waiting) -> None:
+        """No Spanish-speaking advocate in time: any advocate, with a Spanish interpreter."""
+        self._overflow_due = False
+        target = self.s.config.overflow_queue
+        try:
+            moved = await self.s.store.move_queue(self.key, waiting.queue, target)
+        except RoutingError:
+            log.error("call %s: could not overflow to %s; it keeps waiting", self.key, target)
+            return
+        if moved is None:
+            return  # offered meanwhile
+        waiting.queue = target
+        self.interpreter_on_answer = InterpreterRequest("spa", source="overflow")
+        self.s.metrics.spanish_overflows.inc()
+        log.info("call %s: Spanish overflow to %s with an interpreter", self.key, target)
+        # Told in Spanish what is happening, then back to the music.
+        self._playbacks += 1
+        self._hold_message = f"{self.key}-pb{self._playbacks}"
+        try:
+            await self.s.rest.stop_moh(self.channel)
+            await self.s.rest.play(self.channel, "sound:hotline/spanish_overflow", playback_id=self._hold_message)
+        except AriNotFound:
+            pass
+
+    async def _moh(self) -> None:
+        try:
+            await self.s.rest.start_moh(self.channel)
+        except AriNotFound:
+            pass
+
+    # -- interpreter ----------------------------------------------------------
+
+    async def _interpreter_request(self, request: InterpreterRequest) -> None:
+        if not isinstance(self.state, Connected):
+            log.info("call %s: interpreter request while %s; ignored", self.key, type(self.state).__name__)
+            return
+        current = self.state.interpreting
+        if current is not None and not current.over:
+            await current.remove()
+        if request.remove:
+            self.state.interpreting = None
+            return
+        self.s.metrics.interpreter_requests.labels(language=request.language or "operator",
+                                                   source=request.source).inc()
+        interpreting = Interpreting(self.key, self.state.bridge, self.state.leg, request.language, self.s,
+                                    self.timers)
+        self.state.interpreting = interpreting
+        await interpreting.start()
+
+    async def _interpreter_event(self, interpreting: Interpreting, item: object) -> None:
+        if isinstance(item, TimerFired):
+            if self.timers.is_current(item):
+                await interpreting.timed_out()
+        else:
+            await interpreting.handle(item)
+
+    async def _feature_digit(self, connected: Connected, digit: str) -> None:
+        outcome = connected.codes.digit(digit)
+        if connected.codes.collecting:
+            self.timers.start("feature", FEATURE_CODE_TIMEOUT_S)
+        else:
+            self.timers.cancel("feature")
+        await self._feature_outcome(connected, outcome)
+
+    async def _feature_outcome(self, connected: Connected, outcome: object) -> None:
+        match outcome:
+            case AddInterpreter(language=language):
+                await self._interpreter_request(InterpreterRequest(language, source="feature_code"))
+            case RemoveInterpreter():
+                await self._interpreter_request(InterpreterRequest(remove=True, source="feature_code"))
+            case Unknown(code=code):
+                log.info("call %s: advocate dialled unknown feature code *%s", self.key, code)
 
     # -- the end --------------------------------------------------------------
 
@@ -357,6 +483,9 @@ class CallActor:
         assert isinstance(self.state, Connected)
         connected = self.state
         self.state = Ended(why)
+        self.timers.cancel_all()
+        if connected.interpreting is not None:
+            await connected.interpreting.remove()
         await self._hangup(connected.leg)
         try:
             await self.s.rest.destroy_bridge(connected.bridge)
@@ -374,7 +503,7 @@ class CallActor:
         if isinstance(item, OfferArrived):
             await self._release(item.offer)
         elif isinstance(item, StasisStart) and item.channel.id != self.channel:
-            await self._hangup(item.channel.id)
+            await self._hangup(item.channel.id)  # an advocate or interpreter answering too late
 
     async def _release(self, offer: Offer) -> None:
         try:
@@ -404,3 +533,11 @@ class CallActor:
         except AriNotFound:
             pass
 
+
+
+def _concerns(item: object, interpreting: Interpreting) -> bool:
+    """Whether an item is about the interpreter leg (its events or its timer)."""
+    if isinstance(item, TimerFired):
+        return item.name == INTERPRETER_TIMER
+    channel = getattr(item, "channel", None)
+    return channel is not None and getattr(channel, "id", None) is not None and interpreting.owns(channel.id)

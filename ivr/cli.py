@@ -43,7 +43,10 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     configure(settings.engine.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as exc:
+        sys.exit(f"hotline: {exc}")
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:

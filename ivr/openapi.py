@@ -59,6 +59,20 @@ OPENAPI: dict[str, object] = {
         "/advocates/{id}/available": _action("Available for calls"),
         "/advocates/{id}/away": _action("Away: no calls offered"),
         "/advocates/{id}/end-wrap-up": _action("End after-call work early: available"),
+        "/calls/{id}/interpreter": {
+            "post": {"summary": "Join a tele-interpreter (the advocate on the call, or a supervisor)",
+                     "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                     "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                         "type": "object", "properties": {"language": {
+                             "type": "string", "description": "ISO 639-3 or 639-1; absent: the operator"}}}}}},
+                     "responses": {"202": {"description": "the interpreter is being dialled"},
+                                   "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                                   "409": _ERROR, "422": _ERROR}},
+            "delete": {"summary": "Remove the interpreter",
+                       "parameters": [{"name": "id", "in": "path", "required": True,
+                                       "schema": {"type": "string"}}],
+                       "responses": {"202": {"description": "the interpreter is leaving"},
+                                     "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR}}},
         "/calls/{id}": {"get": {"summary": "A call's record (supervisor); never the caller's number",
                                 "parameters": [{"name": "id", "in": "path", "required": True,
                                                 "schema": {"type": "string"}}],

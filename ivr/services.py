@@ -6,12 +6,13 @@ calls against the real sandbox with its own settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ivr.ari.rest import AriRest
 from ivr.dispatch import Dispatcher
+from ivr.interpreters.provider import ProviderSettings
 from ivr.menu import MenuDefinition
 from ivr.tasks import TaskSet
 from metrics.hotline import HotlineMetrics
@@ -31,6 +32,12 @@ class CallConfig:
     ring_s: float
     call_ttl_s: int
     queue_for_language: Callable[[str], str]
+    interpreter_providers: tuple[ProviderSettings, ...] = ()
+    feature_codes: Mapping[str, str] = field(default_factory=dict)
+    # A Spanish call waiting this long goes to any advocate, with an interpreter.
+    spanish_overflow_s: float = 60.0
+    spanish_queue: str = "spanish"
+    overflow_queue: str = "english"
 
 
 class WrapUpScheduler(Protocol):

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ivr.interpreters.provider import InterpreterSettings
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Passwords shipped in the sandbox and example files. An engine that is not
@@ -185,6 +187,7 @@ class Settings(BaseSettings):
     menu: MenuSettings = MenuSettings()
     privacy: PrivacySettings
     advocates: tuple[AdvocateSettings, ...] = ()
+    interpreters: InterpreterSettings = InterpreterSettings()
     sandbox: SandboxSettings = SandboxSettings()
 
     @classmethod
@@ -203,6 +206,8 @@ class Settings(BaseSettings):
             return self
         secrets = {"ari.password": self.ari.password, "privacy.hmac_key": self.privacy.hmac_key,
                    "redis.password": self.redis.password}
+        for i, provider in enumerate(self.interpreters.providers):
+            secrets[f"interpreters.providers[{i}].pin"] = provider.pin
         for key, secret in secrets.items():
             if secret is not None and secret.get_secret_value() in SAMPLE_SECRETS:
                 raise ValueError(f"{key}: is a sample password; set a real one "

@@ -37,6 +37,19 @@ class HotlineMetrics:
                                        "dial_failed).", ["reason"], registry=r)
         self.fallbacks = Counter("hotline_fallbacks", "Calls handed to the dialplan fallback, by reason.",
                                  ["reason"], registry=r)
+        self.interpreter_requests = Counter("hotline_interpreter_requests", "Interpreters asked for, by language "
+                                            "('operator' when the language is not yet known) and by whom.",
+                                            ["language", "source"], registry=r)
+        self.interpreter_connect_seconds = Histogram(
+            "hotline_interpreter_connect_seconds", "From asking for an interpreter to three parties bridged.",
+            ["language"], buckets=(1, 2, 3, 5, 8, 13, 20, 30, 45, 60), registry=r)
+        self.interpreter_failures = Counter("hotline_interpreter_failures",
+                                            "Interpreter attempts that failed, by reason (busy, no_answer, "
+                                            "hung_up, unavailable, dial_failed, exhausted) and language.",
+                                            ["reason", "language"], registry=r)
+        self.spanish_overflows = Counter("hotline_spanish_overflows",
+                                         "Spanish calls sent to any advocate with an interpreter after waiting "
+                                         "too long for a Spanish-speaking one.", registry=r)
         self.queue_depth = Gauge("hotline_queue_depth", "Calls waiting now.", ["queue"], registry=r)
         self.longest_wait = Gauge("hotline_queue_longest_wait_seconds", "Wait of the oldest waiting call now.",
                                   ["queue"], registry=r)

@@ -41,7 +41,7 @@ class AriRest:
         return f"AriRest({self._base_url!r}, user={self._username!r})"
 
     async def _request(self, method: str, path: str, params: Params | None = None,
-                       json: Mapping[str, Any] | None = None) -> Any:
+                       json: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> Any:
         """Send one request; the decoded JSON body, or None for 204.
 
         Error messages name the method and path but not the query string:
@@ -51,7 +51,9 @@ class AriRest:
         where = f"{method} {path}"
         try:
             async with self._session.request(method, self._base_url + path, params=query, json=json,
-                                             headers=self._headers, timeout=self._timeout) as response:
+                                             headers=self._headers,
+                                             timeout=self._timeout if timeout_s is None
+                                             else aiohttp.ClientTimeout(total=timeout_s)) as response:
                 if response.status == 204:
                     return None
                 if response.status >= 400:
@@ -171,9 +173,11 @@ class AriRest:
         return [parse_model(Bridge, item, "bridge") for item in _as_list(body)]
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: str | Sequence[str], *,
-                            role: str | None = None) -> None:
+                            role: str | None = None, timeout_s: float | None = None) -> None:
+        """Asterisk answers once the channel is in; a channel still streaming
+        DTMF joins only after its digits, so pass a ``timeout_s`` covering them."""
         await self._request("POST", f"/bridges/{_seg(bridge_id)}/addChannel",
-                            {"channel": _id_list(channel_ids), "role": role})
+                            {"channel": _id_list(channel_ids), "role": role}, timeout_s=timeout_s)
 
     async def remove_from_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
         await self._request("POST", f"/bridges/{_seg(bridge_id)}/removeChannel",

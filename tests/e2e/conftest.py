@@ -35,7 +35,7 @@ PHONES = {"ana": "1001", "luis": "1002", "mei": "1003", "sam": "1004"}
 BACKUP_PHONE = "1999"
 
 
-def test_settings(**overrides: Any) -> Settings:
+def settings_with(**overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "engine": {"instance_id": f"pytest-{os.getpid()}", "http_port": 0, "log_level": "DEBUG"},
         "routing": {"advocate_ring_s": 3, "wrap_up_s": 1},
@@ -48,7 +48,7 @@ def test_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return test_settings()
+    return settings_with()
 
 
 @pytest.fixture(scope="session")
@@ -122,11 +122,11 @@ class EngineApi:
         self.base = f"http://127.0.0.1:{port}"
 
     async def request(self, method: str, path: str, advocate: str | None = None,
-                      token: str | None = None) -> tuple[int, Any]:
+                      token: str | None = None, json: Any = None) -> tuple[int, Any]:
         headers = {}
         if advocate or token:
             headers["Authorization"] = f"Bearer {token or TOKENS[advocate]}"
-        async with self.http.request(method, self.base + path, headers=headers) as response:
+        async with self.http.request(method, self.base + path, headers=headers, json=json) as response:
             body = await response.json(content_type=None) if response.content_type == "application/json" \
                 else await response.text()
             return response.status, body
@@ -141,10 +141,16 @@ class EngineApi:
 
 
 @pytest.fixture
-async def engine(settings: Settings, phones: PhonesClient) -> AsyncIterator[Running]:
-    async with running_engine(settings) as running:
+async def engine(engine_settings: Settings, phones: PhonesClient) -> AsyncIterator[Running]:
+    async with running_engine(engine_settings) as running:
         await eventually(lambda: _connected(running), 10, "engine connected to ARI")
         yield running
+
+
+@pytest.fixture
+def engine_settings() -> Settings:
+    """Override in a test module to run its engine with other settings."""
+    return settings_with()
 
 
 async def _connected(running: Running) -> bool:

@@ -1,0 +1,1 @@
+"""Tele-interpreting: the language catalog and the interpreter providers' settings (pure)."""

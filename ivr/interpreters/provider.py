@@ -1,0 +1,113 @@
+"""Interpreter providers: how to dial them and what to key in once they answer.
+
+A provider is reached on a SIP dial string; once it answers, the engine keys
+in the account, the PIN and the provider's own code for the language, with
+pauses, from a template ("w" is half a second, "W" one second, as Asterisk's
+DTMF streaming reads them). Which languages a provider serves, and its code
+for each, is configuration, checked against the catalog at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
+
+Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
+_PLACEHOLDERS = {"account", "pin", "code"}
+_DTMF = re.compile(r"^[0-9*#wW]*$")
+
+
+class InterpreterConfigError(ValueError):
+    """A provider or feature-code setting is unusable; the message names the key."""
+
+
+def _template(value: str, allowed: set[str]) -> str:
+    fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    if fields - allowed:
+        raise ValueError(f"unknown placeholders {sorted(fields - allowed)}; allowed: {sorted(allowed)}")
+    if not _DTMF.match(value.format(**{name: "0" for name in allowed})):
+        raise ValueError("only digits, *, #, w and W may be keyed in")
+    return value
+
+
+class ProviderSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    dial_string: str
+    account: Digits
+    pin: SecretStr
+    language_dtmf: str = "ww{account}#ww{pin}#ww{code}#"
+    operator_dtmf: str = "ww{account}#ww{pin}#"  # the operator finds the language
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    languages: dict[str, Digits] = {}
+
+    @field_validator("pin")
+    @classmethod
+    def _digits(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().isdigit():
+            raise ValueError("must be digits")
+        return value
+
+    @field_validator("language_dtmf")
+    @classmethod
+    def _language_template(cls, value: str) -> str:
+        return _template(value, _PLACEHOLDERS)
+
+    @field_validator("operator_dtmf")
+    @classmethod
+    def _operator_template(cls, value: str) -> str:
+        return _template(value, _PLACEHOLDERS - {"code"})
+
+
+class InterpreterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The primary provider and, optionally, a second one tried when it fails.
+    providers: Annotated[tuple[ProviderSettings, ...], Field(max_length=2)] = ()
+    # The published list advocates dial on their phone after the star key.
+    feature_codes: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]?$")], str] = {}
+    spanish_overflow_s: Annotated[float, Field(gt=0)] = 60.0
+
+
+def validate_interpreters(settings: InterpreterSettings, catalog: LanguageCatalog) -> InterpreterSettings:
+    """The settings with every code as ISO 639-3; InterpreterConfigError naming the key otherwise."""
+    providers = []
+    for i, provider in enumerate(settings.providers):
+        languages = {}
+        for code, theirs in provider.languages.items():
+            languages[_code(catalog, code, f"interpreters.providers[{i}].languages")] = theirs
+        providers.append(provider.model_copy(update={"languages": languages}))
+    codes = {}
+    for digits, code in settings.feature_codes.items():
+        key = f"interpreters.feature_codes[{digits!r}]"
+        language = _code(catalog, code, key)
+        if not any(language in p.languages for p in providers):
+            raise InterpreterConfigError(f"{key}: {language!r} is not served by any provider")
+        codes[digits] = language
+    return settings.model_copy(update={"providers": tuple(providers), "feature_codes": codes})
+
+
+def _code(catalog: LanguageCatalog, code: str, key: str) -> str:
+    try:
+        return catalog.get(code).code
+    except UnknownLanguage:
+        raise InterpreterConfigError(f"{key}: {code!r} is not a language in the catalog") from None
+
+
+def serves(provider: ProviderSettings, language: str) -> bool:
+    return language in provider.languages
+
+
+def dtmf_for(provider: ProviderSettings, language: str | None) -> str:
+    """What to key in once the provider answers (``None``: ask for the operator)."""
+    pin = provider.pin.get_secret_value()
+    if language is None:
+        return provider.operator_dtmf.format(account=provider.account, pin=pin)
+    return provider.language_dtmf.format(account=provider.account, pin=pin, code=provider.languages[language])

@@ -1,0 +1,91 @@
+"""The language catalog and the interpreter providers' settings (pure)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
+from ivr.interpreters.provider import (InterpreterConfigError, InterpreterSettings, ProviderSettings, dtmf_for,
+                                       validate_interpreters)
+from ivr.interpreting import Attempt, attempt_plan, keying_seconds
+
+CATALOG = LanguageCatalog.load()
+CODES = sorted(language.code for language in CATALOG)
+
+
+def provider(languages: dict[str, str], **extra) -> ProviderSettings:
+    fields = {"name": "p", "dial_string": "PJSIP/1800@carrier", "account": "4321", "pin": "9876", **extra}
+    return ProviderSettings(languages=languages, **fields)
+
+
+def test_the_catalog_has_hundreds_of_languages_by_iso_639_3_code():
+    assert len(CATALOG) >= 200
+    assert all(re.fullmatch(r"[a-z]{3}", code) for code in CODES)
+
+
+def test_two_letter_codes_map_to_three_letter_ones():
+    assert CATALOG.get("vi") == CATALOG.get("vie")
+    assert CATALOG.get("ES").native == "Español"
+
+
+def test_mayan_languages_of_guatemala_are_there():
+    assert CATALOG.get("mam").name == "Mam"
+    assert CATALOG.get("quc").name == "K'iche'"
+    assert "kjb" in CATALOG
+
+
+def test_an_unknown_code_says_what_is_wrong():
+    with pytest.raises(UnknownLanguage, match="'xx' is not an ISO 639-3"):
+        CATALOG.get("xx")
+
+
+def test_dtmf_for_a_language_and_for_the_operator():
+    p = provider({"vie": "22"})
+    assert dtmf_for(p, "vie") == "ww4321#ww9876#ww22#"
+    assert dtmf_for(p, None) == "ww4321#ww9876#"
+    assert "9876" not in repr(p)
+
+
+def test_a_template_may_key_in_only_dtmf():
+    with pytest.raises(ValueError, match="only digits"):
+        provider({}, language_dtmf="{account}x{code}")
+    with pytest.raises(ValueError, match="unknown placeholders"):
+        provider({}, language_dtmf="{account}{secret}")
+
+
+def test_unknown_provider_language_is_refused_naming_the_key():
+    with pytest.raises(InterpreterConfigError,
+                       match=r"interpreters.providers\[0\].languages: 'klingon' is not a language"):
+        validate_interpreters(InterpreterSettings(providers=(provider({"klingon": "1"}),)), CATALOG)
+
+
+def test_a_feature_code_for_a_language_nobody_serves_is_refused():
+    settings = InterpreterSettings(providers=(provider({"spa": "11"}),), feature_codes={"2": "vie"})
+    with pytest.raises(InterpreterConfigError, match=r"feature_codes\['2'\]: 'vie' is not served"):
+        validate_interpreters(settings, CATALOG)
+
+
+def test_retries_then_the_second_provider():
+    first, second = provider({}, retries=1), provider({}, retries=0, name="second")
+    assert attempt_plan((first, second)) == (Attempt(first, 1), Attempt(first, 2), Attempt(second, 1))
+
+
+@settings(max_examples=50)
+@given(st.dictionaries(st.sampled_from(CODES), st.text(alphabet="0123456789", min_size=1, max_size=4),
+                       min_size=1, max_size=20))
+def test_any_catalog_codes_validate_and_key_in_only_dtmf(languages):
+    checked = validate_interpreters(InterpreterSettings(providers=(provider(languages),)), CATALOG)
+    for code, theirs in checked.providers[0].languages.items():
+        dtmf = dtmf_for(checked.providers[0], code)
+        assert re.fullmatch(r"[0-9*#wW]+", dtmf) and dtmf.endswith(f"{theirs}#")
+        assert keying_seconds(dtmf) > 0
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=3).filter(lambda c: c not in CATALOG))
+def test_codes_outside_the_catalog_always_fail_naming_the_key(code):
+    with pytest.raises(InterpreterConfigError, match=r"interpreters.providers\[0\].languages"):
+        validate_interpreters(InterpreterSettings(providers=(provider({code: "1"}),)), CATALOG)
