@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -97,6 +98,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     runner = web.AppRunner(api.app(), access_log=None)
     try:
         await _sync_roster(store, settings)
+        await wrap_up.resume(int(time.time() * 1000))
         await runner.setup()
         site = web.TCPSite(runner, settings.engine.http_host, settings.engine.http_port)
         await site.start()

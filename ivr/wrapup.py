@@ -26,17 +26,29 @@ class WrapUpTimers:
         self._seconds = seconds
         self._timers: dict[str, asyncio.Task[None]] = {}
 
-    def start(self, advocate_id: str) -> None:
+    def start(self, advocate_id: str, seconds: float | None = None) -> None:
         self.cancel(advocate_id)
-        self._timers[advocate_id] = self._tasks.spawn(self._end(advocate_id), name=f"wrap-up-{advocate_id}")
+        if self._tasks.closed:
+            # The engine is stopping: the next engine resumes this wrap-up
+            # from Redis (resume below), so the advocate is not stuck in it.
+            return
+        self._timers[advocate_id] = self._tasks.spawn(self._end(advocate_id, self._seconds if seconds is None
+                                                                else seconds), name=f"wrap-up-{advocate_id}")
+
+    async def resume(self, now_ms: int) -> None:
+        """At start-up: wrap-ups a stopped engine left running end on time."""
+        for advocate in await self._store.list_advocates():
+            if advocate.state is AdvocateState.WRAP_UP:
+                left = self._seconds - (now_ms - advocate.state_since) / 1000
+                self.start(advocate.id, max(0.0, left))
 
     def cancel(self, advocate_id: str) -> None:
         timer = self._timers.pop(advocate_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
 
-    async def _end(self, advocate_id: str) -> None:
-        await asyncio.sleep(self._seconds)
+    async def _end(self, advocate_id: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
         self._timers.pop(advocate_id, None)
         advocate = await self._store.get_advocate(advocate_id)
         if advocate is None or advocate.state is not AdvocateState.WRAP_UP:

@@ -1,9 +1,13 @@
 """The languages a caller may speak: ISO 639-3, from pycountry (not typed by hand).
 
 The catalog holds every living language of individual scope in ISO 639-3
-(about 7,000) plus the macrolanguages (Arabic, Chinese, Persian, Swahili,
-Quechua...), because interpreter providers often quote those. Codes are
-ISO 639-3; ISO 639-1 codes ("vi") are accepted and mapped ("vie").
+(about 7,000) plus the living macrolanguages (Arabic, Chinese, Persian,
+Swahili, Malay, Quechua...), because interpreter providers quote those rather
+than, say, Egyptian Arabic or Mandarin. All of them, not a hand-picked few: a
+hand-kept list would silently lack the next provider's choice. Historical,
+extinct, ancient and constructed languages are left out (nobody calls in
+Sanskrit). Codes are ISO 639-3; ISO 639-1 codes ("vi") are accepted and
+mapped ("vie").
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class LanguageCatalog:
         languages: dict[str, Language] = {}
         two_letter: dict[str, str] = {}
         for entry in pycountry.languages:
-            living = getattr(entry, "type", "") == "L" and getattr(entry, "scope", "") == "I"
-            if not (living or getattr(entry, "scope", "") == "M"):
+            living = getattr(entry, "type", "") == "L"
+            if not (living and getattr(entry, "scope", "") in ("I", "M")):
                 continue
             code = entry.alpha_3
             languages[code] = Language(code, entry.name, NATIVE_NAMES.get(code))

@@ -26,17 +26,25 @@ class InterpreterConfigError(ValueError):
     """A provider or feature-code setting is unusable; the message names the key."""
 
 
-def _template(value: str, allowed: set[str]) -> str:
-    fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+def _template(value: str, allowed: set[str], required: set[str]) -> str:
+    parts = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(value)
+             if name is not None]
+    fields = {name for name, _, _ in parts}
     if fields - allowed:
         raise ValueError(f"unknown placeholders {sorted(fields - allowed)}; allowed: {sorted(allowed)}")
+    if required - fields:
+        raise ValueError(f"must contain {sorted('{' + name + '}' for name in required - fields)}")
+    # "{code:.1}" would key in a truncated code that still looks like DTMF.
+    if any(spec or conversion for _, spec, conversion in parts):
+        raise ValueError("placeholders take no format spec or conversion")
     if not _DTMF.match(value.format(**{name: "0" for name in allowed})):
         raise ValueError("only digits, *, #, w and W may be keyed in")
     return value
 
 
 class ProviderSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A mistyped PIN is still nearly the PIN: keep inputs out of error text and logs.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str
     dial_string: str
@@ -58,16 +66,17 @@ class ProviderSettings(BaseModel):
     @field_validator("language_dtmf")
     @classmethod
     def _language_template(cls, value: str) -> str:
-        return _template(value, _PLACEHOLDERS)
+        return _template(value, _PLACEHOLDERS, required={"code"})
 
     @field_validator("operator_dtmf")
     @classmethod
     def _operator_template(cls, value: str) -> str:
-        return _template(value, _PLACEHOLDERS - {"code"})
+        return _template(value, _PLACEHOLDERS - {"code"}, required=set())
 
 
 class InterpreterSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The outer model's config decides what its errors show, nested PINs included.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     # The primary provider and, optionally, a second one tried when it fails.
     providers: Annotated[tuple[ProviderSettings, ...], Field(max_length=2)] = ()
@@ -81,8 +90,13 @@ def validate_interpreters(settings: InterpreterSettings, catalog: LanguageCatalo
     providers = []
     for i, provider in enumerate(settings.providers):
         languages = {}
+        key = f"interpreters.providers[{i}].languages"
         for code, theirs in provider.languages.items():
-            languages[_code(catalog, code, f"interpreters.providers[{i}].languages")] = theirs
+            language = _code(catalog, code, key)
+            # "vi" and "vie" both given: which provider code wins would be an accident.
+            if language in languages:
+                raise InterpreterConfigError(f"{key}: {code!r} is {language!r}, which is already listed")
+            languages[language] = theirs
         providers.append(provider.model_copy(update={"languages": languages}))
     codes = {}
     for digits, code in settings.feature_codes.items():
@@ -102,6 +116,7 @@ def _code(catalog: LanguageCatalog, code: str, key: str) -> str:
 
 
 def serves(provider: ProviderSettings, language: str) -> bool:
+    """Whether the provider has a code for ``language`` (ISO 639-3, as after validation)."""
     return language in provider.languages
 
 
@@ -110,4 +125,6 @@ def dtmf_for(provider: ProviderSettings, language: str | None) -> str:
     pin = provider.pin.get_secret_value()
     if language is None:
         return provider.operator_dtmf.format(account=provider.account, pin=pin)
+    if language not in provider.languages:
+        raise ValueError(f"provider {provider.name!r} has no code for {language!r}; check serves() first")
     return provider.language_dtmf.format(account=provider.account, pin=pin, code=provider.languages[language])

@@ -25,6 +25,8 @@ from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.settings import load_settings
 
+from .sandbox_state import clear_prefix
+
 PREFIX = "hlbench:"
 
 
@@ -33,6 +35,7 @@ async def measure(runs: int) -> list[float]:
                                                      "log_level": "WARNING"},
                              redis={"key_prefix": PREFIX}, routing={"advocate_ring_s": 10})
     Sandbox(settings, SANDBOX_CONFIG).up()
+    await clear_prefix(settings)
     latencies = []
     async with running_engine(settings) as engine, aiohttp.ClientSession() as http:
         phones = PhonesClient(http, f"http://127.0.0.1:{settings.sandbox.phones_http_port}")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import (InterpreterConfigError, InterpreterSettings, ProviderSettings, dtmf_for,
-                                       validate_interpreters)
+                                       serves, validate_interpreters)
 from ivr.interpreting import Attempt, attempt_plan, keying_seconds
 
 CATALOG = LanguageCatalog.load()
@@ -30,6 +30,18 @@ def test_the_catalog_has_hundreds_of_languages_by_iso_639_3_code():
 def test_two_letter_codes_map_to_three_letter_ones():
     assert CATALOG.get("vi") == CATALOG.get("vie")
     assert CATALOG.get("ES").native == "Español"
+
+
+def test_the_languages_a_us_hotline_needs_most_are_there_with_native_names():
+    assert CATALOG.get("spa").native == "Español"
+    assert CATALOG.get("vie").native == "Tiếng Việt"
+    assert CATALOG.get("zh").code == "zho"  # the macrolanguage, as providers quote it
+
+
+def test_the_catalog_lists_living_languages_sorted_by_english_name():
+    names = [language.name for language in CATALOG]
+    assert names == sorted(names)
+    assert "san" not in CATALOG and "lat" not in CATALOG  # historical and ancient
 
 
 def test_mayan_languages_of_guatemala_are_there():
@@ -55,6 +67,42 @@ def test_a_template_may_key_in_only_dtmf():
         provider({}, language_dtmf="{account}x{code}")
     with pytest.raises(ValueError, match="unknown placeholders"):
         provider({}, language_dtmf="{account}{secret}")
+
+
+def test_a_template_takes_no_format_spec_and_the_language_template_needs_the_code():
+    with pytest.raises(ValueError, match="no format spec"):
+        provider({}, language_dtmf="ww{account}#ww{pin}#ww{code:.1}#")
+    with pytest.raises(ValueError, match="must contain"):
+        provider({}, language_dtmf="ww{account}#ww{pin}#")
+
+
+def test_a_pin_that_is_not_digits_is_refused_without_echoing_it():
+    with pytest.raises(ValueError, match="must be digits") as raised:
+        provider({}, pin="12ab")
+    assert "12ab" not in str(raised.value)
+    fields = {"name": "p", "dial_string": "PJSIP/1800@carrier", "account": "4321", "pin": "12ab"}
+    with pytest.raises(ValueError, match="must be digits") as raised:
+        InterpreterSettings(providers=(fields,))
+    assert "12ab" not in str(raised.value)
+
+
+def test_serves_and_dtmf_for_only_know_the_providers_languages():
+    p = provider({"spa": "11"})
+    assert serves(p, "spa") and not serves(p, "vie")
+    with pytest.raises(ValueError, match="no code for 'vie'"):
+        dtmf_for(p, "vie")
+
+
+def test_the_same_language_twice_is_refused_naming_the_key():
+    with pytest.raises(InterpreterConfigError,
+                       match=r"interpreters.providers\[0\].languages: 'vie' is 'vie', which is already listed"):
+        validate_interpreters(InterpreterSettings(providers=(provider({"vi": "1", "vie": "2"}),)), CATALOG)
+
+
+def test_two_letter_codes_are_normalised_everywhere():
+    settings = InterpreterSettings(providers=(provider({"es": "11"}),), feature_codes={"1": "ES"})
+    checked = validate_interpreters(settings, CATALOG)
+    assert checked.providers[0].languages == {"spa": "11"} and checked.feature_codes == {"1": "spa"}
 
 
 def test_unknown_provider_language_is_refused_naming_the_key():
@@ -89,3 +137,10 @@ def test_any_catalog_codes_validate_and_key_in_only_dtmf(languages):
 def test_codes_outside_the_catalog_always_fail_naming_the_key(code):
     with pytest.raises(InterpreterConfigError, match=r"interpreters.providers\[0\].languages"):
         validate_interpreters(InterpreterSettings(providers=(provider({code: "1"}),)), CATALOG)
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=3).filter(lambda c: c not in CATALOG))
+def test_feature_codes_outside_the_catalog_always_fail_naming_the_key(code):
+    settings = InterpreterSettings(providers=(provider({"spa": "11"}),), feature_codes={"4": code})
+    with pytest.raises(InterpreterConfigError, match=rf"interpreters.feature_codes\['4'\]: '{code}' is not a language"):
+        validate_interpreters(settings, CATALOG)
