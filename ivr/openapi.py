@@ -44,6 +44,8 @@ OPENAPI: dict[str, object] = {
     "paths": {
         "/healthz": {"get": {"summary": "ARI and Redis health", "security": [],
                              "responses": {"200": {"description": "healthy"}, "503": {"description": "degraded"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
                              "responses": {"200": {"description": "text exposition format"}}}},
         "/advocates": {"get": {"summary": "All advocates (supervisor)",
