@@ -53,7 +53,9 @@ class Authenticator:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
-        digest = hashlib.sha256(token.strip().encode()).hexdigest()
+        # aiohttp decodes header bytes that are not UTF-8 as surrogates; hash the
+        # bytes as sent, so such a token is merely unknown rather than a 500.
+        digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
         found = None
         # Compare against every entry, whatever matched, so timing says nothing.
         for entry in self._roster:
