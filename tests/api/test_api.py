@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,8 +13,11 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from ivr.api import STATE_ACTIONS, Api, Authenticator, RosterEntry
+from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api, Authenticator, RosterEntry
 from ivr.openapi import OPENAPI
 from metrics.hotline import HotlineMetrics
 from routing.keys import Keys
@@ -144,3 +150,223 @@ async def test_no_request_ever_gets_a_5xx(client, token, advocate, action):
     response = await client.post(f"/advocates/{advocate}/{action}".replace("?", "%3F").replace("#", "%23"),
                                  headers={"Authorization": f"Bearer {token}"} if token.isprintable() else {})
     assert response.status < 500
+
+
+# -- tokens: garbled headers and bytes that are not UTF-8 --------------------------------
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer    ", "Token token-ana", "token-ana",
+                                    "Bearer token-ana-but-longer", "Bearer\ttoken-ana"])
+async def test_garbled_authorization_header_gets_a_json_401(client, header):
+    response = await client.get("/advocates/ana", headers={"Authorization": header})
+    assert response.status == 401
+    assert response.content_type == "application/json"
+    assert set(await response.json()) == {"error"}
+
+
+async def test_the_bearer_scheme_is_case_insensitive(client):
+    response = await client.get("/advocates/ana", headers={"Authorization": "bearer token-ana"})
+    assert response.status == 200
+
+
+async def raw_status(client: TestClient, method: bytes, path: bytes, authorization: bytes) -> int:
+    """The status of a request written byte for byte: aiohttp's client would
+    re-encode a header, and what matters here is what arrives on the wire."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(b"%s %s HTTP/1.1\r\nHost: test\r\nAuthorization: %s\r\nContent-Length: 0\r\n"
+                     b"Connection: close\r\n\r\n" % (method, path, authorization))
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+async def test_a_token_that_is_not_utf8_is_unknown_not_a_server_error(client):
+    assert await raw_status(client, b"GET", b"/advocates", b"Bearer \xff\xfe") == 401
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(authorization=st.one_of(st.binary(max_size=40), st.binary(max_size=40).map(lambda b: b"Bearer " + b)),
+       request=st.sampled_from([(b"GET", b"/advocates"), (b"GET", b"/advocates/ana"),
+                                (b"POST", b"/advocates/ana/login"), (b"GET", b"/calls/c1")]))
+async def test_no_authorization_bytes_ever_get_a_5xx(client, authorization, request):
+    # CR and LF would end the header; every other byte must be refused with a 4xx.
+    authorization = authorization.replace(b"\r", b"").replace(b"\n", b"")
+    assert await raw_status(client, *request, authorization) < 500
+
+
+# -- advocates ---------------------------------------------------------------------------
+
+
+async def test_an_unknown_action_is_a_404_listing_the_actions(client):
+    response = await client.post("/advocates/ana/dance", headers=bearer("ana"))
+    assert response.status == 404
+    error = (await response.json())["error"]
+    assert all(action in error for action in STATE_ACTIONS)
+
+
+async def test_an_advocate_may_not_read_another_advocate(client):
+    response = await client.get("/advocates/ana", headers=bearer("luis"))
+    assert response.status == 403
+
+
+async def test_a_supervisor_may_act_on_another_advocate(client, store):
+    response = await client.post("/advocates/ana/login", headers=bearer("sam"))
+    assert response.status == 200
+    assert str((await store.get_advocate("ana")).state) == "available"
+
+
+async def test_ending_wrap_up_makes_the_advocate_available(client, store):
+    await store.set_state("ana", "available")
+    await store.enqueue(WaitingCall("w1", "english", 5, 1_000, "e1"), {}, 60)
+    await store.offer_answered("w1", "ana")
+    await store.call_ended("w1", "ana")
+    assert str((await store.get_advocate("ana")).state) == "wrap_up"
+
+    response = await client.post("/advocates/ana/end-wrap-up", headers=bearer("ana"))
+
+    assert response.status == 200
+    assert (await response.json())["state"] == "available"
+
+
+# -- calls -------------------------------------------------------------------------------
+
+
+async def test_a_call_record_shows_only_the_allowed_fields(client, store):
+    await store.enqueue(WaitingCall("c3", "english", 7, 3_000, "engine-7"),
+                        {"caller_ref": "fedcba9876543210", "language": "es", "call_type": "crisis"}, 60)
+    response = await client.get("/calls/c3", headers=bearer("sam"))
+    assert response.status == 200
+    body = await response.json()
+    assert set(body) <= {"id", *CALL_FIELDS}
+    assert body["id"] == "c3" and body["queue"] == "english" and body["call_type"] == "crisis"
+    # Routing internals stay internal: the engine owning the channel, the score, the TTL.
+    assert "engine-7" not in await response.text()
+
+
+async def test_an_unknown_call_is_a_json_404(client):
+    response = await client.get("/calls/no-such-call", headers=bearer("sam"))
+    assert response.status == 404
+    assert "no call 'no-such-call'" in (await response.json())["error"]
+
+
+# -- metrics and an unreachable Redis ----------------------------------------------------
+
+
+def samples(page: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(page) for s in family.samples}
+
+
+async def test_metrics_follow_redis_from_one_scrape_to_the_next(client, store):
+    depth = ("hotline_queue_depth", (("queue", "english"),))
+
+    def advocates(state: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return "hotline_advocates", (("state", state),)
+
+    first = samples(await (await client.get("/metrics")).text())
+    assert first[depth] == 0 and first[advocates("offline")] == 3
+    assert first[("hotline_redis_up", ())] == 1
+
+    await store.enqueue(WaitingCall("m1", "english", 5, 1_000, "e1"), {}, 60)
+    await store.enqueue(WaitingCall("m2", "english", 5, 2_000, "e1"), {}, 60)
+    await store.set_state("ana", "away")
+    second = samples(await (await client.get("/metrics")).text())
+
+    assert second[depth] == 2
+    assert second[advocates("away")] == 1 and second[advocates("offline")] == 2
+    assert all(second[advocates(s)] == 0 for s in ("available", "ringing", "on_call", "wrap_up"))
+
+
+@pytest.fixture
+async def unreachable_client() -> AsyncIterator[TestClient]:
+    # A port we bound and released: nothing listens there.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # No retries: redis-py would otherwise back off for seconds before giving up.
+    dead = aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_connect_timeout=0.5,
+                          retry=Retry(NoBackoff(), 0))
+    try:
+        async with TestClient(TestServer(make_app(RoutingStore(dead, queues=QUEUES, keys=Keys("x:"))))) as c:
+            yield c
+    finally:
+        await dead.aclose()
+
+
+async def test_metrics_still_answer_with_redis_down(unreachable_client):
+    response = await unreachable_client.get("/metrics")
+    assert response.status == 200
+    assert samples(await response.text())[("hotline_redis_up", ())] == 0
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/advocates"), ("GET", "/advocates/ana"),
+                                          ("POST", "/advocates/ana/login"), ("GET", "/calls/c1")])
+async def test_requests_needing_redis_get_a_json_503_when_it_is_down(unreachable_client, method, path):
+    response = await unreachable_client.request(method, path, headers=bearer("sam"))
+    assert response.status == 503
+    assert "routing store unavailable" in (await response.json())["error"]
+
+
+# -- the OpenAPI document ----------------------------------------------------------------
+
+
+def served_operations(app) -> set[tuple[str, str]]:
+    operations = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":  # added by aiohttp beside every GET
+            continue
+        path = route.resource.canonical
+        paths = [path.replace("{action}", a) for a in STATE_ACTIONS] if "{action}" in path else [path]
+        operations |= {(p, route.method.lower()) for p in paths}
+    return operations
+
+
+async def test_every_served_operation_is_documented_and_nothing_else(client):
+    documented = {(path, method) for path, item in OPENAPI["paths"].items() for method in item}
+    assert served_operations(client.app) == documented
+
+
+async def test_the_openapi_document_is_well_formed(client):
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"] and document["info"]["version"]
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert document["security"] == [{"bearer": []}]
+    schemas = document["components"]["schemas"]
+
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    for ref in refs(document):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
+
+    for path, item in document["paths"].items():
+        assert path.startswith("/")
+        templated = set(re.findall(r"{(\w+)}", path))
+        for method, operation in item.items():
+            assert method in {"get", "post", "put", "patch", "delete"}, (path, method)
+            assert operation["summary"], (path, method)
+            assert operation["responses"] and all(re.fullmatch(r"[1-5]\d\d", code)
+                                                  for code in operation["responses"]), (path, method)
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == templated, (path, method)
+            assert all(p["required"] for p in operation.get("parameters", []) if p["in"] == "path")
+            public = operation.get("security") == []
+            # Only the pages Prometheus, load balancers and API clients fetch are open.
+            assert public == (path in {"/healthz", "/metrics", "/openapi.json"}), path
+            if not public:
+                assert "401" in operation["responses"], path
