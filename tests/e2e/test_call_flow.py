@@ -44,7 +44,9 @@ async def waiting_calls(engine, queue: str = "english") -> list[str]:
 
 
 async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engine, api: EngineApi,
-                                                                             phones: PhonesClient, ari: AriRest):
+                                                                             phones: PhonesClient, ari: AriRest,
+                                                                             caplog):
+    caplog.set_level("DEBUG")
     await api.act("ana", "login")
     call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
 
@@ -61,6 +63,9 @@ async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engin
     assert (await phones.call(call["id"]))["state"] == "answered"
     page = await api.metrics()
     assert metric_value(page, "hotline_calls_answered_total", queue="english") == 1
+    # Nothing the engine logged, stored or exposed carries the caller's number.
+    for where, text in (("logs", caplog.text), ("metrics", page), ("call record", str(record))):
+        assert "5555550101" not in text, where
 
 
 async def test_caller_waits_with_music_and_is_connected_when_an_advocate_logs_in(
