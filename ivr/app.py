@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import aiohttp
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from aiohttp import web
 
 from ivr.api import Api, Authenticator, RosterEntry
@@ -61,9 +63,12 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         raise SettingsError(str(exc)) from None
     tasks = TaskSet("engine")
     metrics = HotlineMetrics()
+    # A caller waits on every Redis round trip: when Redis is gone, fail
+    # within about a second so the call reaches the dialplan fallback, rather
+    # than after redis-py's default retries.
     redis_client = redis.Redis.from_url(
-        settings.redis.url, decode_responses=True, health_check_interval=10, socket_timeout=5,
-        socket_connect_timeout=2,
+        settings.redis.url, decode_responses=True, health_check_interval=10, socket_timeout=1,
+        socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
         password=settings.redis.password.get_secret_value() if settings.redis.password else None)
     queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
     store = RoutingStore(redis_client, queues=queues, keys=Keys(settings.redis.key_prefix))
