@@ -131,7 +131,10 @@ class Api:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.content_type != "application/json" and exc.status >= 400:
-                raise _error(type(exc), exc.reason) from None
+                # aiohttp's own 404/405 as JSON like ours; keep Allow and the like.
+                headers = {k: v for k, v in exc.headers.items() if k.lower() not in {"content-type",
+                                                                                      "content-length"}}
+                return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
             raise
         except RoutingError as exc:
             log.error("api: routing unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)

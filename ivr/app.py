@@ -100,7 +100,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         if interpreters.providers else None
     api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
               health=lambda: {"ari": stream.connected}, interpreters=desk)
-    runner = web.AppRunner(api.app(), access_log=None)
+    runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=5)
     try:
         await _sync_roster(store, settings)
         await wrap_up.resume(int(time.time() * 1000))

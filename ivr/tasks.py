@@ -49,10 +49,22 @@ class TaskSet:
         if exc is not None:
             log.error("%s: task %s failed", self._name, task.get_name(), exc_info=exc)
 
-    async def close(self) -> None:
-        """Cancel every task and wait until all have ended."""
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Cancel every task and wait, at most ``timeout_s``, until all have ended.
+
+        A task that swallows its cancellation would otherwise hold shutdown
+        forever; it is named in the log instead, and shutdown goes on.
+        """
         self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: already logged by _finished
+        if pending:
+            log.error("%s: %d tasks did not stop within %.0f s: %s", self._name, len(pending), timeout_s,
+                      ", ".join(sorted(t.get_name() for t in pending)))

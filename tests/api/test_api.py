@@ -370,3 +370,10 @@ async def test_the_openapi_document_is_well_formed(client):
             assert public == (path in {"/healthz", "/metrics", "/openapi.json"}), path
             if not public:
                 assert "401" in operation["responses"], path
+
+
+async def test_a_wrong_method_gets_a_json_405_naming_the_allowed_ones(client):
+    response = await client.post("/advocates/login", headers=bearer("ana"))
+    assert response.status == 405
+    assert "error" in await response.json()
+    assert "GET" in response.headers["Allow"]
