@@ -5,6 +5,11 @@ in the account, the PIN and the provider's own code for the language, with
 pauses, from a template ("w" is half a second, "W" one second, as Asterisk's
 DTMF streaming reads them). Which languages a provider serves, and its code
 for each, is configuration, checked against the catalog at start-up.
+
+``parse_dtmf_plan`` turns such a string into steps of digits, each with the
+pause before it, for sending a step at a time with ARI's channel DTMF
+request (its ``before`` parameter carries the pause) rather than relying on
+how a given Asterisk streams w and W inside one request.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
 _PLACEHOLDERS = {"account", "pin", "code"}
 _DTMF = re.compile(r"^[0-9*#wW]*$")
+_KEYS = frozenset("0123456789*#")
+# Seconds, as Asterisk's SendDTMF reads them.
+PAUSE_S = {"w": 0.5, "W": 1.0}
 
 
 class InterpreterConfigError(ValueError):
@@ -46,8 +54,8 @@ class ProviderSettings(BaseModel):
     # A mistyped PIN is still nearly the PIN: keep inputs out of error text and logs.
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    name: str
-    dial_string: str
+    name: Annotated[str, Field(min_length=1)]  # in logs and metrics; unique across providers
+    dial_string: Annotated[str, Field(min_length=1)]  # e.g. "PJSIP/18005551234@carrier"
     account: Digits
     pin: SecretStr
     language_dtmf: str = "ww{account}#ww{pin}#ww{code}#"
@@ -88,7 +96,13 @@ class InterpreterSettings(BaseModel):
 def validate_interpreters(settings: InterpreterSettings, catalog: LanguageCatalog) -> InterpreterSettings:
     """The settings with every code as ISO 639-3; InterpreterConfigError naming the key otherwise."""
     providers = []
+    names: dict[str, int] = {}
     for i, provider in enumerate(settings.providers):
+        # Logs and the failure metrics tell providers apart by name only.
+        if provider.name in names:
+            raise InterpreterConfigError(f"interpreters.providers[{i}].name: {provider.name!r} is already "
+                                         f"the name of interpreters.providers[{names[provider.name]}]")
+        names[provider.name] = i
         languages = {}
         key = f"interpreters.providers[{i}].languages"
         for code, theirs in provider.languages.items():
@@ -128,3 +142,34 @@ def dtmf_for(provider: ProviderSettings, language: str | None) -> str:
     if language not in provider.languages:
         raise ValueError(f"provider {provider.name!r} has no code for {language!r}; check serves() first")
     return provider.language_dtmf.format(account=provider.account, pin=pin, code=provider.languages[language])
+
+
+def parse_dtmf_plan(dtmf: str) -> list[tuple[str, float]]:
+    """Split ``dtmf`` into ``(digits, pause_before_s)`` steps, in order.
+
+    Each run of keys is one step, with the w/W pauses just before it summed
+    ("ww1234#W9#" -> [("1234#", 1.0), ("9#", 1.0)]). A pause at the very end
+    becomes a last step with no digits: wait, send nothing (ARI refuses an
+    empty ``dtmf``). Joining the digits gives the keys of ``dtmf`` in order,
+    and the pauses add up to 0.5 s per w and 1 s per W.
+    """
+    steps: list[tuple[str, float]] = []
+    digits, pause, before = "", 0.0, 0.0
+    for position, char in enumerate(dtmf):
+        if char in PAUSE_S:
+            if digits:
+                steps.append((digits, before))
+                digits = ""
+            pause += PAUSE_S[char]
+        elif char in _KEYS:
+            if not digits:
+                before, pause = pause, 0.0
+            digits += char
+        else:
+            # Position and character only: the string holds the PIN.
+            raise ValueError(f"DTMF character {position}: {char!r} is not a digit, *, #, w or W")
+    if digits:
+        steps.append((digits, before))
+    if pause:
+        steps.append(("", pause))
+    return steps

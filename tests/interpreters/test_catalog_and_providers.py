@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
+from ivr.interpreters.catalog import NATIVE_NAMES, LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import (InterpreterConfigError, InterpreterSettings, ProviderSettings, dtmf_for,
-                                       serves, validate_interpreters)
+                                       parse_dtmf_plan, serves, validate_interpreters)
 from ivr.interpreting import Attempt, attempt_plan, keying_seconds
 
 CATALOG = LanguageCatalog.load()
@@ -47,7 +47,20 @@ def test_the_catalog_lists_living_languages_sorted_by_english_name():
 def test_mayan_languages_of_guatemala_are_there():
     assert CATALOG.get("mam").name == "Mam"
     assert CATALOG.get("quc").name == "K'iche'"
-    assert "kjb" in CATALOG
+    assert CATALOG.get("kjb").native == "Q'anjob'al"
+
+
+def test_every_hand_kept_native_name_belongs_to_a_language_in_the_catalog():
+    # A typo in the one hand-kept table would otherwise just lose a native name.
+    assert all(CATALOG.get(code).native == native for code, native in NATIVE_NAMES.items())
+    assert CATALOG.get("ht").native == "Kreyòl ayisyen" and CATALOG.get("ko").native == "한국어"
+
+
+def test_macrolanguages_providers_quote_are_there_under_plain_names():
+    assert [CATALOG.get(code).name for code in ("ar", "zh", "fa", "sw", "ms", "qu", "hmn", "sq")] == [
+        "Arabic", "Chinese", "Persian", "Swahili", "Malay", "Quechua", "Hmong", "Albanian"]
+    names = [language.name for language in CATALOG]
+    assert len(names) == len(set(names))  # "Swahili (individual language)" keeps its qualifier
 
 
 def test_an_unknown_code_says_what_is_wrong():
@@ -60,6 +73,21 @@ def test_dtmf_for_a_language_and_for_the_operator():
     assert dtmf_for(p, "vie") == "ww4321#ww9876#ww22#"
     assert dtmf_for(p, None) == "ww4321#ww9876#"
     assert "9876" not in repr(p)
+    assert "9876" not in repr(InterpreterSettings(providers=(p,))) and "9876" not in p.model_dump_json()
+
+
+def test_a_provider_needs_a_name_and_a_dial_string():
+    with pytest.raises(ValueError, match="dial_string"):
+        provider({}, dial_string="")
+    with pytest.raises(ValueError, match="name"):
+        provider({}, name="")
+
+
+def test_two_providers_with_one_name_are_refused_naming_the_key():
+    settings = InterpreterSettings(providers=(provider({}), provider({})))
+    with pytest.raises(InterpreterConfigError,
+                       match=r"interpreters.providers\[1\].name: 'p' is already the name of interpreters.providers\[0\]"):
+        validate_interpreters(settings, CATALOG)
 
 
 def test_a_template_may_key_in_only_dtmf():
@@ -130,7 +158,21 @@ def test_any_catalog_codes_validate_and_key_in_only_dtmf(languages):
     for code, theirs in checked.providers[0].languages.items():
         dtmf = dtmf_for(checked.providers[0], code)
         assert re.fullmatch(r"[0-9*#wW]+", dtmf) and dtmf.endswith(f"{theirs}#")
+        assert theirs in [digits.rstrip("#") for digits, _ in parse_dtmf_plan(dtmf)]
         assert keying_seconds(dtmf) > 0
+
+
+@settings(max_examples=50)
+@given(st.dictionaries(st.sampled_from(CODES), st.text(alphabet="0123456789", min_size=1, max_size=4),
+                       min_size=1, max_size=20).flatmap(
+    lambda languages: st.tuples(st.just(languages),
+                                st.dictionaries(st.integers(1, 99).map(str), st.sampled_from(sorted(languages)),
+                                                max_size=10))))
+def test_feature_codes_for_served_languages_validate(languages_and_codes):
+    languages, codes = languages_and_codes
+    checked = validate_interpreters(
+        InterpreterSettings(providers=(provider(languages),), feature_codes=codes), CATALOG)
+    assert checked.feature_codes == codes
 
 
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=3).filter(lambda c: c not in CATALOG))
