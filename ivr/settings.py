@@ -212,9 +212,15 @@ class Settings(BaseSettings):
             if secret is not None and secret.get_secret_value() in SAMPLE_SECRETS:
                 raise ValueError(f"{key}: is a sample password; set a real one "
                                  "(or engine.sandbox = true for the local sandbox)")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_advocate_ids(self) -> Settings:
+        # Checked in the sandbox too: two entries would share one Redis record.
         ids = [a.id for a in self.advocates]
-        if len(set(ids)) != len(ids):
-            raise ValueError("advocates: duplicate advocate ids")
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"advocates: duplicate advocate ids {duplicates}")
         return self
 
 

@@ -131,6 +131,27 @@ def test_bad_environment_value_is_refused_naming_the_key(
     assert "engine.http_port" in str(refusal(write(tmp_path, MINIMAL)))
 
 
+
+def test_environment_override_keeps_the_rest_of_the_files_section(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_ARI__PASSWORD", "from-the-environment")
+
+    settings = load_settings(write(tmp_path, _with(MINIMAL, '[ari]\nurl = "http://10.0.0.5:8088"\n')))
+
+    assert settings.ari.password.get_secret_value() == "from-the-environment"
+    assert settings.ari.url == "http://10.0.0.5:8088"
+
+
+def test_misspelt_environment_variable_is_refused_naming_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Otherwise a typo in a unit file would leave the file's value in force unnoticed.
+    monkeypatch.setenv("HOTLINE_ARI__PASSWROD", ARI_SECRET)
+
+    error = refusal(write(tmp_path, MINIMAL))
+
+    assert "ari.passwrod" in str(error)
+    assert_no_secret_in(shown(error))
+
 # -- files that do not load -------------------------------------------------------------
 
 
@@ -275,3 +296,20 @@ def _with(base: str, extra: str) -> str:
     if header.startswith("[") and not header.startswith("[[") and header in base:
         return base.replace(header, extra.rstrip("\n"), 1)
     return base + "\n" + extra
+
+
+# -- the roster -------------------------------------------------------------------------
+
+
+ADVOCATE = '[[advocates]]\nid = "ana"\nname = "Ana"\nendpoint = "PJSIP/1001@carrier"\ntoken_sha256 = "{}"\n'
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_duplicate_advocate_ids_are_refused_in_and_out_of_the_sandbox(tmp_path: Path, sandbox: bool) -> None:
+    # Two roster entries share one Redis record: the second would silently
+    # replace the first advocate's endpoint and token.
+    text = MINIMAL + ADVOCATE.format("1" * 64) + ADVOCATE.format("2" * 64)
+
+    error = refusal(write(tmp_path, text), engine={"sandbox": sandbox})
+
+    assert "advocates" in str(error) and "duplicate" in str(error)
