@@ -184,9 +184,10 @@ class Api:
 
     async def advocate_action(self, request: web.Request) -> web.Response:
         advocate_id, action = request.match_info["id"], request.match_info["action"]
+        # The token first: without one, every request is the same 401.
+        principal = self._authorise(request, advocate_id)
         if action not in STATE_ACTIONS:
             raise _error(web.HTTPNotFound, f"unknown action {action!r}; one of {sorted(STATE_ACTIONS)}")
-        principal = self._authorise(request, advocate_id)
         advocate = await self.store.get_advocate(advocate_id)
         if advocate is None:
             raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}")

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import re
 import socket
+from urllib.parse import quote
 from collections.abc import AsyncIterator
 
 import pytest
@@ -377,3 +378,38 @@ async def test_a_wrong_method_gets_a_json_405_naming_the_allowed_ones(client):
     assert response.status == 405
     assert "error" in await response.json()
     assert "GET" in response.headers["Allow"]
+
+
+# -- authentication comes first ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/advocates/ana/dance", "/advocates/nobody/login", "/advocates/nobody/dance"])
+async def test_without_a_token_every_advocate_request_is_401_before_anything_else(client, path):
+    # Whether an action or an advocate exists is for token holders to learn.
+    response = await client.post(path)
+    assert response.status == 401
+    assert "missing bearer token" in (await response.json())["error"]
+
+
+async def test_an_advocate_learns_nothing_about_another_advocates_actions(client):
+    response = await client.post("/advocates/ana/dance", headers=bearer("luis"))
+    assert response.status == 403
+
+
+# -- random input with valid tokens ------------------------------------------------------
+
+
+segments = st.one_of(st.sampled_from([*TOKENS, "nobody", ""]), st.text(min_size=1, max_size=20))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(who=st.sampled_from(sorted(TOKENS)), advocate=segments,
+       action=st.one_of(st.sampled_from([*STATE_ACTIONS, "dance"]), st.text(min_size=1, max_size=20)),
+       method=st.sampled_from(["GET", "POST", "DELETE"]))
+async def test_no_advocate_id_or_action_gets_a_5xx_even_with_a_valid_token(client, who, advocate, action, method):
+    path = f"/advocates/{quote(advocate, safe='')}/{quote(action, safe='')}"
+    for url in (path, path.rsplit("/", 1)[0]):
+        response = await client.request(method, url, headers=bearer(who))
+        assert response.status < 500, (method, url, await response.text())
+        if response.status >= 400:
+            assert "error" in await response.json()
