@@ -37,7 +37,11 @@ OPENAPI: dict[str, object] = {
                 "id": {"type": "string"}, "queue": {"type": "string"}, "state": {"type": "string"},
                 "language": {"type": "string"}, "call_type": {"type": "string"},
                 "path": {"type": "string"}, "answered_by": {"type": "string"},
-                "waited_ms": {"type": "string"}, "sip_call_id": {"type": "string"}}},
+                "waited_ms": {"type": "string"}, "sip_call_id": {"type": "string"},
+                # Redis hash fields: numbers arrive as their decimal strings.
+                "priority": {"type": "string"}, "arrival_ms": {"type": "string"},
+                "advocate": {"type": "string"}, "no_input": {"type": "string"},
+                "did_kind": {"type": "string", "description": "toll_free, spanish or other; never the number"}}},
         },
     },
     "security": [{"bearer": []}],

@@ -413,3 +413,12 @@ async def test_no_advocate_id_or_action_gets_a_5xx_even_with_a_valid_token(clien
         assert response.status < 500, (method, url, await response.text())
         if response.status >= 400:
             assert "error" in await response.json()
+
+
+# -- the OpenAPI document describes what is returned -------------------------------------
+
+
+def test_the_call_schema_documents_every_field_a_call_record_may_show():
+    properties = OPENAPI["components"]["schemas"]["Call"]["properties"]
+    assert set(CALL_FIELDS) | {"id"} == set(properties)
+    assert "caller_ref" not in properties
