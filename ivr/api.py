@@ -152,6 +152,7 @@ class Api:
             snap = await self.store.snapshot()
         except RoutingError:
             self.metrics.redis_up.set(0)
+            self.metrics.clear_snapshot()
         else:
             self.metrics.redis_up.set(1)
             self.metrics.set_snapshot(

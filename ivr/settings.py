@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Passwords shipped in the sandbox and example files. An engine that is not
 # a sandbox refuses to start with any of them.
 SAMPLE_SECRETS = frozenset({"sandbox-ari-password", "sandbox-redis-password", "sandbox-hmac-key",
-                            "change-me"})
+                            "change-me", "9876", "1212"})  # the last two: the sandbox's interpreter PINs
 
 Seconds = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -70,5 +70,12 @@ class HotlineMetrics:
         for state in ADVOCATE_STATES:
             self.advocates.labels(state=state).set(advocates.get(state, 0))
 
+    def clear_snapshot(self) -> None:
+        """Redis did not answer: drop the queue and advocate gauges rather than
+        show their last values as if current (an empty series alerts; a stale
+        "0 waiting" would not)."""
+        for gauge in (self.queue_depth, self.longest_wait, self.advocates):
+            gauge.clear()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

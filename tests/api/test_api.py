@@ -422,3 +422,18 @@ def test_the_call_schema_documents_every_field_a_call_record_may_show():
     properties = OPENAPI["components"]["schemas"]["Call"]["properties"]
     assert set(CALL_FIELDS) | {"id"} == set(properties)
     assert "caller_ref" not in properties
+
+
+async def test_queue_gauges_are_dropped_not_left_stale_when_redis_goes_away(store):
+    metrics = HotlineMetrics()
+    metrics.set_snapshot(0.0, ["english"], {"english": 3}, {"english": None}, {"available": 1})
+    dead = aioredis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.2)
+    roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
+    app = Api(RoutingStore(dead, queues=QUEUES, keys=Keys("x:")), Authenticator(roster), metrics, ["english"],
+              health=lambda: {"ari": True}).app()
+    async with TestClient(TestServer(app)) as c:
+        page = await (await c.get("/metrics")).text()
+    assert "hotline_redis_up 0.0" in page
+    assert 'hotline_queue_depth{queue="english"}' not in page
+    assert 'hotline_advocates{state="available"}' not in page
+    await dead.aclose()
