@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ivr.ari.errors import AriConflict, AriError, AriNotFound
 from ivr.ari.events import ChannelDestroyed, ChannelEnteredBridge, StasisStart
 from ivr.interpreters.catalog import LanguageCatalog
-from ivr.interpreters.provider import ProviderSettings, dtmf_for, serves
+from ivr.interpreters.provider import ProviderSettings, dtmf_for, parse_dtmf_plan, serves
 from ivr.services import CallServices
 from ivr.timers import Timers
 
@@ -57,8 +57,9 @@ DTMF_GAP_MS = 150
 
 def keying_seconds(dtmf: str) -> float:
     """How long Asterisk takes to key ``dtmf`` in: tones, gaps and w/W pauses."""
-    tones = sum(c not in "wW" for c in dtmf)
-    return tones * (DTMF_TONE_MS + DTMF_GAP_MS) / 1000 + 0.5 * dtmf.count("w") + 1.0 * dtmf.count("W")
+    steps = parse_dtmf_plan(dtmf)
+    tones = sum(len(digits) for digits, _ in steps)
+    return tones * (DTMF_TONE_MS + DTMF_GAP_MS) / 1000 + sum(pause for _, pause in steps)
 
 
 def attempt_plan(providers: Sequence[ProviderSettings]) -> tuple[Attempt, ...]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import time
 
 import aiohttp
 
@@ -25,6 +24,8 @@ from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.settings import load_settings
+
+from tests.e2e.conftest import eventually
 
 from .sandbox_state import clear_prefix
 
@@ -43,28 +44,19 @@ async def measure(runs: int) -> list[float]:
         await http.post(f"{base}/advocates/ana/login", headers=auth)
         await phones.mark()
         call = await phones.place_call("+15555550143", settings.lines.toll_free, dtmf="12")
-        connected = await _until(lambda: _connected(engine), 30, "the call connected")
+        connected = await eventually(lambda: _connected(engine), 30, "the call connected")
         for _ in range(runs):
             async with http.post(f"{base}/calls/{connected.key}/interpreter", headers=auth,
                                  json={"language": "vie"}) as response:
                 assert response.status == 202, await response.text()
             state = connected.state
-            joined = await _until(lambda: _joined(state), 30, "the interpreter joined")
+            joined = await eventually(lambda: _joined(state), 30, "the interpreter joined")
             joins.append(joined)
             await http.delete(f"{base}/calls/{connected.key}/interpreter", headers=auth)
-            await _until(lambda: _alone(state), 10, "the interpreter gone")
+            await eventually(lambda: _alone(state), 10, "the interpreter gone")
         await phones.hangup(call["id"])
         await http.post(f"{base}/advocates/ana/logout", headers=auth)
     return joins
-
-
-async def _until(probe, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not (value := await probe()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.01)
-    return value
 
 
 async def _connected(engine):

@@ -25,6 +25,8 @@ from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.settings import load_settings
 
+from tests.e2e.conftest import eventually
+
 from .sandbox_state import clear_prefix
 
 PREFIX = "hlbench:"
@@ -46,7 +48,7 @@ async def measure(runs: int) -> list[float]:
         for _ in range(runs):
             await phones.mark()
             call = await phones.place_call("+15555550142", settings.lines.toll_free, dtmf="12")
-            await _until_waiting(engine, 30)
+            await eventually(lambda: engine.store.waiting("english"), 30, "the call in the queue")
             started = time.time()
             async with http.post(f"{api}/available", headers=auth) as response:
                 assert response.status == 200, await response.text()
@@ -56,29 +58,16 @@ async def measure(runs: int) -> list[float]:
             await phones.hangup(call["id"])
             await phones.wait_for(lambda e: e["call"] == call["id"] and e["kind"] == "ended", 10,
                                   what="the caller gone")
-            await _until_state(http, api, auth, "available", 10)  # the cancelled offer gave ana back
+            # the cancelled offer gave ana back
+            await eventually(lambda: _in_state(http, api, auth, "available"), 10, "ana available again")
             await http.post(f"{api}/away", headers=auth)
         await phones.reset()
     return latencies
 
 
-async def _until_waiting(engine, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await engine.store.waiting("english"):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the call never reached the queue")
-        await asyncio.sleep(0.02)
-
-
-async def _until_state(http, api: str, auth: dict, state: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        async with http.get(api, headers=auth) as response:
-            if (await response.json())["state"] == state:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"advocate never {state}")
-        await asyncio.sleep(0.02)
+async def _in_state(http, api: str, auth: dict, state: str) -> bool:
+    async with http.get(api, headers=auth) as response:
+        return (await response.json())["state"] == state
 
 
 def main() -> None:
