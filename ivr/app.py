@@ -7,8 +7,8 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
 
 import aiohttp
 import redis.asyncio as redis
@@ -21,12 +21,13 @@ from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
 from ivr.offers import OffersListener
-from ivr.interpreters.catalog import LanguageCatalog
+from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
 from ivr.menu import load_menu
 from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
+from ivr.relay import RelayDetector
 from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
@@ -34,6 +35,7 @@ from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.errors import RoutingError
 from routing.keys import Keys
+from routing.policy import CallPlan, QueuePolicy, plan_call
 from routing.queues import QueueSpec
 from routing.store import RoutingStore
 
@@ -55,12 +57,14 @@ class Running:
 async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     """Start the engine and yield it; everything it started is stopped on exit."""
     # A prompt the menu names but no language has fails here, not on a call.
-    menu = load_menu(settings.menu.path, prompt_catalog(load_prompts(settings.menu.prompts_dir)))
+    prompts = prompt_catalog(load_prompts(settings.menu.prompts_dir))
+    menu = load_menu(settings.menu.path, prompts)
     catalog = LanguageCatalog.load()
     try:
         interpreters = validate_interpreters(settings.interpreters, catalog)
     except InterpreterConfigError as exc:
         raise SettingsError(str(exc)) from None
+    policies = _queue_policies(settings, catalog, prompts)
     tasks = TaskSet("engine")
     metrics = HotlineMetrics()
     # A caller waits on every Redis round trip: when Redis is gone, fail
@@ -77,15 +81,23 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
     wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s)
     hasher = CallerHasher(settings.privacy.hmac_key.get_secret_value().encode())
+    routing = settings.routing
+
+    def plan(queue: str, relay: bool, crisis: bool) -> CallPlan:
+        return plan_call(queue=queue, relay=relay, crisis=crisis, policies=policies,
+                         relay_policy=routing.relay_policy(), crisis_policy=routing.crisis_policy(),
+                         ring_s=routing.advocate_ring_s, interpreters=bool(interpreters.providers))
+
     config = CallConfig(owner=settings.engine.instance_id, app=settings.engine.app,
                         toll_free=settings.lines.toll_free, entry_for_did=settings.lines.entry_for,
-                        line_kind=settings.lines.kind_of, ring_s=settings.routing.advocate_ring_s,
-                        call_ttl_s=settings.routing.call_ttl_s,
-                        queue_for_language=settings.routing.queue_for_language,
-                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes,
-                        spanish_overflow_s=interpreters.spanish_overflow_s,
-                        spanish_queue=settings.routing.queue_for_language("es"),
-                        overflow_queue=settings.routing.queue_for_language("en"))
+                        line_kind=settings.lines.kind_of, call_ttl_s=routing.call_ttl_s,
+                        queue_for_language=routing.queue_for_language, plan=plan,
+                        is_relay=RelayDetector(routing.relay.numbers, routing.relay.dids),
+                        relay_menu_factor=routing.relay.menu_timeout_factor,
+                        supervisor_ring_s=routing.crisis.supervisor_ring_s,
+                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes)
+    for policy in policies.values():
+        metrics.service_level_target.labels(queue=policy.name).set(policy.service_level_s)
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
@@ -121,6 +133,29 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         await runner.cleanup()
         await session.close()
         await redis_client.aclose()
+
+
+def _queue_policies(settings: Settings, catalog: LanguageCatalog,
+                    prompts: Mapping[str, frozenset[str]]) -> dict[str, QueuePolicy]:
+    """The queue policies, with tier interpreters as ISO 639-3 and announcements checked."""
+    policies = settings.routing.queue_policies()
+    for i, queue in enumerate(settings.routing.queues):
+        tiers = []
+        for j, tier in enumerate(policies[queue.name].widen):
+            key = f"routing.queues[{i}].widen[{j}]"
+            interpreter = tier.interpreter
+            if interpreter is not None:
+                try:
+                    interpreter = catalog.get(interpreter).code
+                except UnknownLanguage:
+                    raise SettingsError(f"{key}.interpreter: {interpreter!r} is not a language in the catalog") \
+                        from None
+            missing = [lang for lang, ids in prompts.items() if tier.say is not None and tier.say not in ids]
+            if missing:
+                raise SettingsError(f"{key}.say: no prompt {tier.say!r} in {', '.join(sorted(missing))}")
+            tiers.append(replace(tier, interpreter=interpreter))
+        policies[queue.name] = replace(policies[queue.name], widen=tuple(tiers))
+    return policies
 
 
 async def _sync_roster(store: RoutingStore, settings: Settings) -> None:

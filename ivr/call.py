@@ -7,14 +7,17 @@ so its state is only ever touched by its own worker and a slow call never
 holds up another.
 
 The call's life is an explicit state object: ``InMenu`` -> ``Waiting`` ->
-``Ringing`` -> ``Connected`` -> ``Ended``. What to do is decided by pure code
-(the menu session, the Lua matcher); this module carries the decisions out
-over ARI and Redis and records what happened.
+``Ringing`` -> ``Connected`` -> ``Ended``, with ``Escalating`` for a crisis
+call that rings the supervisors. What to do is decided by pure code (the
+menu session, the call's ``CallPlan`` of queue policies, the Lua matcher);
+this module carries the decisions out over ARI and Redis and records what
+happened.
 
 Failure rule: whatever goes wrong, the caller ends with a human or a clear
 message. If routing is unavailable the call goes to the dialplan fallback
 (backup destination, then the hotline's message); if an advocate does not
-answer, the call goes back first in line.
+answer, the call goes back first in line; a call that reaches its queue's
+maximum wait goes to the backup destination, told so.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import (ChannelDestroyed, ChannelDtmfReceived, ChannelHangupRequest, PlaybackFinished,
                             StasisEnd, StasisStart)
+from ivr.escalation import TIMER as ESCALATION_TIMER
+from ivr.escalation import Escalation
 from ivr.feature_codes import AddInterpreter, FeatureCodes, RemoveInterpreter, Unknown
 from ivr.interpreting import TIMER as INTERPRETER_TIMER
 from ivr.interpreting import InterpreterRequest, Interpreting
@@ -33,6 +38,7 @@ from ivr.menu import CancelTimer, Finish, MenuOutcome, MenuSession, Play, StartT
 from ivr.services import CallServices
 from ivr.timers import Timers, TimerFired
 from routing.errors import RoutingError, RoutingUnavailable, StaleOffer
+from routing.policy import CallPlan, Escalate, Overflow, Widen, announced_minutes, estimated_wait_s, within_target
 from routing.queues import Offer, WaitingCall
 
 log = logging.getLogger(__name__)
@@ -70,7 +76,7 @@ class InMenu:
 
 @dataclass
 class Waiting:
-    queue: str
+    queue: str  # where the call waits now: its tier
     arrival_ms: int
 
 
@@ -81,6 +87,12 @@ class Ringing:
     offer: Offer
     leg: str
     rang_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Escalating:
+    queue: str
+    escalation: Escalation
 
 
 @dataclass
@@ -98,7 +110,7 @@ class Ended:
     reason: str
 
 
-State = Answering | InMenu | Waiting | Ringing | Connected | Ended
+State = Answering | InMenu | Waiting | Ringing | Escalating | Connected | Ended
 
 
 class CallActor:
@@ -113,12 +125,15 @@ class CallActor:
         self.timers = Timers(channel_id, lambda item: services.dispatcher.post(channel_id, item), services.tasks)
         self.caller_ref = ""  # HMAC of the number, never the number
         self.sip_call_id = ""
+        self.relay = False  # TRS/711, known from the number or line, chosen, or a silent caller
+        self.plan: CallPlan | None = None  # fixed when the call joins the line
+        self._steps_done = 0  # of plan.steps
+        self._steps_pending = False  # a step fell due while an advocate's phone rang
         self._playbacks = 0
         self._legs = 0
         # Joined as soon as the advocate answers: the operator for "other
         # languages", Spanish after an overflow.
         self.interpreter_on_answer: InterpreterRequest | None = None
-        self._overflow_due = False
         self._hold_message: str | None = None
         self._enqueued_at = time.monotonic()
 
@@ -135,6 +150,8 @@ class CallActor:
                 and _concerns(item, self.state.interpreting):
             await self._interpreter_event(self.state.interpreting, item)
             return
+        if isinstance(self.state, Escalating) and await self._escalation_event(self.state, item):
+            return
         match item:
             case StasisStart(channel=channel) if channel.id == self.channel:
                 await self._answer(item)
@@ -150,7 +167,7 @@ class CallActor:
                 await self._interpreter_request(item)
             case PlaybackFinished(playback=playback) if playback.id == self._hold_message:
                 self._hold_message = None
-                if isinstance(self.state, Waiting):
+                if isinstance(self.state, (Waiting, Escalating)):
                     await self._moh()
             case PlaybackFinished(playback=playback):
                 if isinstance(self.state, InMenu) and playback.id == self.state.playback:
@@ -178,15 +195,18 @@ class CallActor:
     async def _answer(self, event: StasisStart) -> None:
         self.s.metrics.calls_received.inc()
         self.caller_ref = self.s.hasher(event.channel.caller.number)
+        self.relay = self.s.config.is_relay(event.channel.caller.number, self.did)
         try:
             await self.s.rest.answer(self.channel)
             self.sip_call_id = await self._sip_call_id()
         except AriNotFound:
             await self._caller_gone("hung up before answer")
             return
-        session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did))
+        session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did), relay=self.relay,
+                              relay_timeout_factor=self.s.config.relay_menu_factor)
         self.state = InMenu(session)
-        log.info("call %s answered on the %s line", self.key, self.s.config.line_kind(self.did))
+        log.info("call %s answered on the %s line%s", self.key, self.s.config.line_kind(self.did),
+                 " (relay)" if self.relay else "")
         await self._menu(session.start())
 
     async def _sip_call_id(self) -> str:
@@ -239,23 +259,36 @@ class CallActor:
     async def _timer(self, name: str) -> None:
         if name == "menu" and isinstance(self.state, InMenu):
             await self._menu(self.state.session.timed_out())
-        elif name == "overflow":
-            if isinstance(self.state, Waiting):
-                await self._spanish_overflow(self.state)
-            elif isinstance(self.state, Ringing):
-                self._overflow_due = True  # unless this ring is answered
+        elif name == "policy":
+            await self._policy_due()
+        elif name == "comfort" and isinstance(self.state, Waiting):
+            await self._comfort(self.state)
         elif name == "feature" and isinstance(self.state, Connected):
             await self._feature_outcome(self.state, self.state.codes.timed_out())
         elif name == "ring" and isinstance(self.state, Ringing):
             log.info("call %s: advocate %s did not answer in %.0f s", self.key, self.state.offer.advocate_id,
-                     self.s.config.ring_s)
+                     self._plan.ring_s)
             await self._advocate_missed("no_answer")
+
+    @property
+    def _plan(self) -> CallPlan:
+        assert self.plan is not None, "the call has no plan before it joins the line"
+        return self.plan
+
+    def _labels(self) -> dict[str, str]:
+        """Metric labels of a queued call: the queue it entered, and relay."""
+        return {"queue": self._plan.entry_queue, "relay": str(self.relay).lower()}
 
     # -- queue ----------------------------------------------------------------
 
     async def _enqueue(self, outcome: MenuOutcome) -> None:
         self.outcome = outcome
-        queue = self.s.config.queue_for_language(outcome.language)
+        # Silence all the way through may be a relay operator still typing:
+        # routed as relay (longer rings, relay-skilled advocates first).
+        self.relay = outcome.relay or outcome.silent
+        crisis = outcome.call_type == "crisis"
+        self.plan = self.s.config.plan(self.s.config.queue_for_language(outcome.language), self.relay, crisis)
+        queue = self._plan.entry_queue
         arrival_ms = int(time.time() * 1000)
         self.s.metrics.menu_outcomes.labels(language=outcome.language, call_type=outcome.call_type).inc()
         try:
@@ -269,6 +302,7 @@ class CallActor:
                            owner=self.s.config.owner)
         fields = {"language": outcome.language, "call_type": outcome.call_type, "path": " ".join(outcome.path),
                   "no_input": str(int(outcome.no_input)), "did_kind": self.s.config.line_kind(self.did),
+                  "relay": str(int(self.relay)), "entry_queue": queue,
                   "sip_call_id": self.sip_call_id, "caller_ref": self.caller_ref}
         try:
             offers = await self.s.store.enqueue(call, fields, self.s.config.call_ttl_s)
@@ -276,15 +310,45 @@ class CallActor:
             log.error("call %s: routing unavailable (%s); sending to the fallback", self.key, type(exc).__name__)
             await self._to_fallback("routing_unavailable")
             return
-        self.s.metrics.calls_offered.labels(queue=queue).inc()
+        self.s.metrics.calls_offered.labels(**self._labels()).inc()
         if outcome.language == "other":
             self.interpreter_on_answer = InterpreterRequest(None, source="menu")
-        if queue == self.s.config.spanish_queue and self.s.config.interpreter_providers:
-            self.timers.start("overflow", self.s.config.spanish_overflow_s)
+        self._arm_policy()
+        if self._plan.policy.comfort_every_s is not None:
+            self.timers.start("comfort", self._plan.policy.comfort_every_s)
         if self.sip_call_id:
             await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
-        log.info("call %s waiting in %s (priority %d, %s, %s)%s", self.key, queue, outcome.priority,
-                 outcome.language, outcome.call_type, " - matched at once" if offers else "")
+        log.info("call %s waiting in %s (priority %d, %s, %s%s)%s", self.key, queue, outcome.priority,
+                 outcome.language, outcome.call_type, ", relay" if self.relay else "",
+                 " - matched at once" if offers else "")
+
+    def _waited_s(self) -> float:
+        return time.monotonic() - self._enqueued_at
+
+    def _arm_policy(self) -> None:
+        at = self._plan.next_at(self._steps_done)
+        if at is not None:
+            self.timers.start("policy", max(0.0, at - self._waited_s()))
+
+    async def _policy_due(self) -> None:
+        """Carry out the plan's steps whose time has come (widen, escalate, overflow)."""
+        if isinstance(self.state, Ringing):
+            self._steps_pending = True  # unless this ring is answered: see _advocate_missed
+            return
+        self._steps_pending = False
+        for step in self._plan.due(self._steps_done, self._waited_s()):
+            if not isinstance(self.state, Waiting):
+                return
+            self._steps_done += 1
+            match step:
+                case Widen(tier=tier):
+                    await self._widen(self.state, tier.queue, tier.interpreter, tier.say)
+                case Escalate():
+                    await self._escalate(self.state)
+                case Overflow():
+                    await self._max_wait(self.state)
+        if isinstance(self.state, Waiting):
+            self._arm_policy()
 
     async def _offer(self, offer: Offer) -> None:
         if isinstance(self.state, (Ringing, Connected)) and self.state.offer == offer:
@@ -299,13 +363,14 @@ class CallActor:
         self.state = Ringing(self.state.queue, self.state.arrival_ms, offer, leg)
         # Routed before the originate: the leg's first event may beat the reply.
         self.s.dispatcher.route(leg, self.key)
-        self.timers.start("ring", self.s.config.ring_s)
+        ring_s = self._plan.ring_s
+        self.timers.start("ring", ring_s)
         try:
             await self.s.rest.originate(
                 offer.endpoint, app=self.s.config.app, app_args=f"leg,{self.key}", channel_id=leg,
                 # The advocate's display shows the hotline, never the caller.
-                caller_id=f'"Hotline {self.state.queue}" <{self.s.config.toll_free}>',
-                timeout_s=int(self.s.config.ring_s) + 5)
+                caller_id=f'"Hotline {self.state.queue}{" RELAY" if self.relay else ""}" <{self.s.config.toll_free}>',
+                timeout_s=int(ring_s) + 5)
         except AriError as exc:
             log.warning("call %s: ringing advocate %s failed (%s)", self.key, offer.advocate_id, type(exc).__name__)
             await self._advocate_missed("dial_failed")
@@ -314,11 +379,25 @@ class CallActor:
         log.info("call %s ringing advocate %s", self.key, offer.advocate_id)
 
     async def _leg_answered(self, leg: str) -> None:
+        if isinstance(self.state, Escalating):
+            offer = await self.state.escalation.answered(leg)
+            if offer is None:
+                await self._hangup(leg)
+            else:
+                self.s.metrics.escalations.labels(outcome="supervisor").inc()
+                await self._connect(self.state.queue, offer, leg, recorded=True)
+            return
         if not isinstance(self.state, Ringing) or leg != self.state.leg:
             await self._hangup(leg)
             return
-        ringing = self.state
         self.timers.cancel("ring")
+        await self._connect(self.state.queue, self.state.offer, leg, recorded=False)
+
+    async def _connect(self, queue: str, offer: Offer, leg: str, *, recorded: bool) -> None:
+        """Bridge the caller with the advocate (or supervisor) who answered on `leg`.
+
+        `recorded`: Redis already knows who took the call (the escalation script).
+        """
         bridge = f"{self.key}-bridge"
         self.s.dispatcher.route(bridge, self.key)
         try:
@@ -332,23 +411,32 @@ class CallActor:
             await self.s.rest.create_bridge(bridge, bridge_type="mixing,dtmf_events", name=f"call-{self.key}")
             await self.s.rest.add_to_bridge(bridge, [self.channel, leg])
         except AriNotFound:
-            # The caller hung up as the advocate answered: the leg is told below.
+            # The caller hung up as the advocate answered.
+            if recorded:  # the supervisor is on the call in Redis: end it there
+                self.state = Connected(queue, offer, leg, bridge, FeatureCodes({}))
+            else:
+                self.state = Ringing(queue, 0, offer, leg)
             await self._caller_gone("hung up as the advocate answered")
             return
-        self.timers.cancel("overflow")
-        self.state = Connected(ringing.queue, ringing.offer, leg, bridge, FeatureCodes(self.s.config.feature_codes))
+        self.timers.cancel("policy")
+        self.timers.cancel("comfort")
+        self.state = Connected(queue, offer, leg, bridge, FeatureCodes(self.s.config.feature_codes))
         if self.interpreter_on_answer is not None:
             await self._interpreter_request(self.interpreter_on_answer)
-        waited = time.monotonic() - self._enqueued_at
-        self.s.metrics.calls_answered.labels(queue=ringing.queue).inc()
-        self.s.metrics.wait_seconds.labels(queue=ringing.queue).observe(waited)
+        waited = self._waited_s()
+        labels = self._labels()
+        self.s.metrics.calls_answered.labels(**labels).inc()
+        self.s.metrics.wait_seconds.labels(**labels).observe(waited)
+        if within_target(waited, self._plan.policy):
+            self.s.metrics.answered_within_target.labels(**labels).inc()
         try:
-            await self.s.store.offer_answered(self.key, ringing.offer.advocate_id)
-            await self.s.store.update_call(self.key, {"answered_by": ringing.offer.advocate_id,
+            if not recorded:
+                await self.s.store.offer_answered(self.key, offer.advocate_id)
+            await self.s.store.update_call(self.key, {"answered_by": offer.advocate_id,
                                                       "waited_ms": str(int(waited * 1000))})
         except RoutingError:
             log.error("call %s: could not record the answer in Redis; the call goes on", self.key)
-        log.info("call %s connected to advocate %s after %.1f s", self.key, ringing.offer.advocate_id, waited)
+        log.info("call %s connected to advocate %s after %.1f s", self.key, offer.advocate_id, waited)
 
     async def _leg_gone(self) -> None:
         if isinstance(self.state, Ringing):
@@ -374,38 +462,121 @@ class CallActor:
         except RoutingUnavailable:
             await self._to_fallback("routing_unavailable")
             return
-        if self._overflow_due and isinstance(self.state, Waiting):
-            await self._spanish_overflow(self.state)
+        if self._steps_pending:
+            await self._policy_due()
 
-    async def _spanish_overflow(self, waiting: Waiting) -> None:
-        """No Spanish-speaking advocate in time: any advocate, with a Spanish interpreter."""
-        self._overflow_due = False
-        target = self.s.config.overflow_queue
+    # -- queue policies -------------------------------------------------------
+
+    async def _widen(self, waiting: Waiting, target: str, interpreter: str | None, say: str | None) -> None:
+        """A skill tier: the call may now be taken by the advocates of `target` too."""
         try:
             moved = await self.s.store.move_queue(self.key, waiting.queue, target)
         except RoutingError:
-            log.error("call %s: could not overflow to %s; it keeps waiting", self.key, target)
+            log.error("call %s: could not widen to %s; it keeps waiting", self.key, target)
             return
         if moved is None:
             return  # offered meanwhile
+        self.s.metrics.queue_widenings.labels(from_queue=waiting.queue, to_queue=target).inc()
+        log.info("call %s widened from %s to %s%s", self.key, waiting.queue, target,
+                 f" with an interpreter ({interpreter})" if interpreter else "")
         waiting.queue = target
-        self.interpreter_on_answer = InterpreterRequest("spa", source="overflow")
-        self.s.metrics.spanish_overflows.inc()
-        log.info("call %s: Spanish overflow to %s with an interpreter", self.key, target)
-        # Told in Spanish what is happening, then back to the music.
+        if interpreter is not None:
+            self.interpreter_on_answer = InterpreterRequest(interpreter, source="overflow")
+        if say is not None and isinstance(self.state, Waiting):
+            await self._announce([f"sound:hotline/{say}"])
+
+    async def _comfort(self, waiting: Waiting) -> None:
+        """The periodic comfort message, with position and estimated wait when known."""
+        policy = self._plan.policy
+        assert policy.comfort_every_s is not None
+        self.timers.start("comfort", policy.comfort_every_s)
+        if self._hold_message is not None:
+            return  # something is being said already
+        media = ["sound:hotline/hold_comfort"]
+        if policy.comfort_position:
+            try:
+                position = await self.s.store.position(self.key, waiting.queue)
+                answers = await self.s.store.recent_answers(waiting.queue) if position else []
+            except RoutingError:
+                position, answers = None, []
+            if position is not None:
+                media += ["sound:hotline/comfort_position", f"number:{position}", "sound:hotline/comfort_in_line"]
+                wait = estimated_wait_s(position, answers, int(time.time() * 1000))
+                if wait is not None:
+                    media += ["sound:hotline/comfort_estimate", f"number:{announced_minutes(wait)}",
+                              "sound:hotline/minutes"]
+        if isinstance(self.state, Waiting):
+            self.s.metrics.comfort_messages.labels(queue=self._plan.entry_queue).inc()
+            await self._announce(media)
+
+    async def _announce(self, media: list[str]) -> None:
+        """Say something to a waiting caller, then back to the music (on PlaybackFinished)."""
+        if self._hold_message is not None:
+            await self._stop(self._hold_message)
         self._playbacks += 1
         self._hold_message = f"{self.key}-pb{self._playbacks}"
         try:
             await self.s.rest.stop_moh(self.channel)
-            await self.s.rest.play(self.channel, "sound:hotline/spanish_overflow", playback_id=self._hold_message)
+            await self.s.rest.play(self.channel, media, playback_id=self._hold_message)
         except AriNotFound:
-            pass
+            self._hold_message = None
+
+    async def _max_wait(self, waiting: Waiting) -> None:
+        """Nobody answered within the queue's maximum wait: the backup destination, announced."""
+        try:
+            left = await self.s.store.abandon(self.key)
+        except RoutingError:
+            left = True  # Redis is gone; its record expires
+        if not left:
+            return  # an offer is on its way: let it ring
+        log.warning("call %s: %.0f s in line, the maximum; sending to the backup destination", self.key,
+                    self._waited_s())
+        self.s.metrics.max_wait_overflows.labels(queue=self._plan.entry_queue).inc()
+        await self._to_fallback("max_wait", announce="hotline/max_wait_overflow")
+
+    async def _escalate(self, waiting: Waiting) -> None:
+        """A crisis call nobody answered in time: the on-call supervisors, then the backup."""
+        escalation = Escalation(self.key, waiting.queue, self.s, self.timers)
+        try:
+            started = await escalation.start()
+        except RoutingError:
+            await self._to_fallback("routing_unavailable")
+            return
+        if not started:
+            return  # offered meanwhile
+        self.timers.cancel("comfort")
+        self.state = Escalating(waiting.queue, escalation)
+        if not escalation.ringing:
+            await self._escalation_failed(escalation)
+            return
+        await self._announce(["sound:hotline/escalating"])
+
+    async def _escalation_event(self, state: Escalating, item: object) -> bool:
+        """Events about the supervisors' legs and the escalation timer; True if handled."""
+        match item:
+            case TimerFired(name=name) if name == ESCALATION_TIMER:
+                if self.timers.is_current(item):
+                    log.info("call %s: no supervisor answered in time", self.key)
+                    await self._escalation_failed(state.escalation)
+                return True
+            case StasisEnd(channel=channel) | ChannelDestroyed(channel=channel) | \
+                    ChannelHangupRequest(channel=channel) if state.escalation.owns(channel.id):
+                state.escalation.leg_gone(channel.id)
+                if not state.escalation.ringing:
+                    await self._escalation_failed(state.escalation)
+                return True
+        return False
 
     async def _moh(self) -> None:
         try:
             await self.s.rest.start_moh(self.channel)
         except AriNotFound:
             pass
+
+    async def _escalation_failed(self, escalation: Escalation) -> None:
+        await escalation.give_up()
+        self.s.metrics.escalations.labels(outcome="backup").inc()
+        await self._to_fallback("crisis_escalation")
 
     # -- interpreter ----------------------------------------------------------
 
@@ -457,25 +628,29 @@ class CallActor:
         self.state = Ended(why)
         self.timers.cancel_all()
         match state:
-            case Waiting(queue=queue):
-                self.s.metrics.calls_abandoned.labels(queue=queue, stage="queue").inc()
-                self.s.metrics.abandon_wait_seconds.labels(queue=queue).observe(time.monotonic() - self._enqueued_at)
+            case Waiting():
+                self.s.metrics.calls_abandoned.labels(**self._labels(), stage="queue").inc()
+                self.s.metrics.abandon_wait_seconds.labels(**self._labels()).observe(self._waited_s())
                 try:
                     if not await self.s.store.abandon(self.key):
                         # An offer is on its way; _after_end releases it.
                         log.info("call %s abandoned with an offer in flight", self.key)
                 except RoutingError:
                     log.error("call %s: could not remove it from Redis", self.key)
-            case Ringing(queue=queue, offer=offer, leg=leg):
-                self.s.metrics.calls_abandoned.labels(queue=queue, stage="ringing").inc()
+            case Ringing(offer=offer, leg=leg):
+                self.s.metrics.calls_abandoned.labels(**self._labels(), stage="ringing").inc()
                 await self._hangup(leg)
                 await self._release(offer)
+            case Escalating(escalation=escalation):
+                self.s.metrics.calls_abandoned.labels(**self._labels(), stage="escalating").inc()
+                self.s.metrics.escalations.labels(outcome="abandoned").inc()
+                await escalation.give_up()
             case Connected():
                 self.state = state
                 await self._finish_connected(why)
                 return
             case Answering() | InMenu():
-                self.s.metrics.calls_abandoned.labels(queue="", stage="menu").inc()
+                self.s.metrics.calls_abandoned.labels(queue="", stage="menu", relay=str(self.relay).lower()).inc()
         log.info("call %s ended: %s", self.key, why)
         self.s.forget(self)
 
@@ -511,13 +686,22 @@ class CallActor:
         except RoutingError:
             log.error("call %s: could not release advocate %s", self.key, offer.advocate_id)
 
-    async def _to_fallback(self, reason: str) -> None:
-        """Hand the call back to the dialplan: backup destination, then the hotline message."""
+    async def _to_fallback(self, reason: str, announce: str | None = None) -> None:
+        """Hand the call back to the dialplan: backup destination, then the hotline message.
+
+        The dialplan plays `announce` (a sound, in the channel's language)
+        before dialling; by default a bilingual "please stay on the line".
+        """
         self.s.metrics.fallbacks.labels(reason=reason).inc()
         self.state = Ended(f"fallback: {reason}")
         self.timers.cancel_all()
         try:
+            if self._hold_message is not None:
+                await self._stop(self._hold_message)
+                self._hold_message = None
             await self.s.rest.stop_moh(self.channel)
+            if announce is not None:
+                await self.s.rest.set_var(self.channel, "HOTLINE_ANNOUNCE", announce)
         except AriError:
             pass
         try:

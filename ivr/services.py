@@ -16,6 +16,7 @@ from ivr.interpreters.provider import ProviderSettings
 from ivr.menu import MenuDefinition
 from ivr.tasks import TaskSet
 from metrics.hotline import HotlineMetrics
+from routing.policy import CallPlan
 from routing.store import RoutingStore
 
 if TYPE_CHECKING:
@@ -29,15 +30,16 @@ class CallConfig:
     toll_free: str
     entry_for_did: Callable[[str], str | None]
     line_kind: Callable[[str], str]
-    ring_s: float
     call_ttl_s: int
     queue_for_language: Callable[[str], str]
+    # (queue chosen, relay, crisis) -> the call's plan: tiers, rings, escalation, max wait.
+    plan: Callable[[str, bool, bool], CallPlan]
+    # (caller number, DID) -> whether it is a relay (TRS/711) call.
+    is_relay: Callable[[str, str], bool] = lambda number, did: False
+    relay_menu_factor: float = 3.0
+    supervisor_ring_s: float = 20.0
     interpreter_providers: tuple[ProviderSettings, ...] = ()
     feature_codes: Mapping[str, str] = field(default_factory=dict)
-    # A Spanish call waiting this long goes to any advocate, with an interpreter.
-    spanish_overflow_s: float = 60.0
-    spanish_queue: str = "spanish"
-    overflow_queue: str = "english"
 
 
 class WrapUpScheduler(Protocol):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ivr.interpreters.provider import InterpreterSettings
+from routing.policy import CrisisPolicy, QueuePolicy, RelayPolicy, Tier
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,11 +107,62 @@ class LinesSettings(_Section):
         return {self.toll_free: "toll_free", self.spanish: "spanish"}.get(did, "other")
 
 
+class WidenSettings(_Section):
+    """A skill tier: after `after_s` in the queue, the call may go to `to` as well."""
+
+    to: str
+    after_s: Seconds
+    # Joined when the call is answered in the wider queue (e.g. "spa": the
+    # advocate there may not speak Spanish). Skipped without interpreter providers.
+    interpreter: str | None = None
+    say: str | None = None  # prompt id told to the caller as the call widens
+
+
 class QueueSettings(_Section):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
     skills: frozenset[str]
     # The language(s) a menu choice routes to this queue ("en", "other"...).
     languages: frozenset[str] = frozenset()
+    # Nobody waits without a bound: then the backup destination, announced.
+    max_wait_s: Seconds = 600.0
+    # Answered within this many seconds counts towards the service level.
+    service_level_s: Seconds = 30.0
+    # Comfort message period while waiting (none if unset), optionally with
+    # the caller's position and an estimated wait.
+    comfort_every_s: Seconds | None = 60.0
+    comfort_position: bool = True
+    widen: tuple[WidenSettings, ...] = ()
+
+
+class RelaySettings(_Section):
+    """TRS/711: a relay operator types or voices each side, so everything is slower."""
+
+    # Caller numbers of the relay providers (any format; compared by digits).
+    numbers: tuple[str, ...] = ()
+    # Lines (DIDs) that only relay calls use.
+    dids: tuple[str, ...] = ()
+    queue: str = "relay"
+    # Menu timeouts of a relay call are multiplied by this.
+    menu_timeout_factor: Annotated[float, Field(ge=1)] = 3.0
+    # Relay-skilled advocates only for this long, then anyone in the call's language.
+    skilled_only_s: Annotated[float, Field(ge=0)] = 30.0
+    # The advocate's phone rings longer before the call counts as missed.
+    advocate_ring_s: Seconds = 40.0
+
+
+class CrisisSettings(_Section):
+    # A crisis call nobody has answered after this long rings the on-call
+    # supervisors, then the backup destination.
+    escalate_after_s: Seconds = 45.0
+    supervisor_ring_s: Seconds = 20.0
+
+
+_DEFAULT_QUEUES = (
+    QueueSettings(name="english", skills=frozenset({"en"}), languages=frozenset({"en", "other"})),
+    QueueSettings(name="spanish", skills=frozenset({"es"}), languages=frozenset({"es"}),
+                  widen=(WidenSettings(to="english", after_s=60.0, interpreter="spa", say="spanish_overflow"),)),
+    QueueSettings(name="relay", skills=frozenset({"relay"}), max_wait_s=900.0),
+)
 
 
 class RoutingSettings(_Section):
@@ -118,10 +170,9 @@ class RoutingSettings(_Section):
     wrap_up_s: Seconds = 30.0
     # Per-call records in Redis expire: nothing about a call outlives a day.
     call_ttl_s: Annotated[int, Field(gt=0)] = 86400
-    queues: tuple[QueueSettings, ...] = (
-        QueueSettings(name="english", skills=frozenset({"en"}), languages=frozenset({"en", "other"})),
-        QueueSettings(name="spanish", skills=frozenset({"es"}), languages=frozenset({"es"})),
-    )
+    queues: tuple[QueueSettings, ...] = _DEFAULT_QUEUES
+    relay: RelaySettings = RelaySettings()
+    crisis: CrisisSettings = CrisisSettings()
 
     @model_validator(mode="after")
     def _queues_cover_languages(self) -> RoutingSettings:
@@ -130,6 +181,15 @@ class RoutingSettings(_Section):
             raise ValueError(f"queues: duplicate queue names in {names}")
         if not self.queues:
             raise ValueError("queues: at least one queue is needed")
+        for i, queue in enumerate(self.queues):
+            for j, tier in enumerate(queue.widen):
+                if tier.to not in names:
+                    raise ValueError(f"queues[{i}].widen[{j}].to: no queue {tier.to!r}; queues are {names}")
+                if tier.after_s >= queue.max_wait_s:
+                    raise ValueError(f"queues[{i}].widen[{j}].after_s: must be below the queue's "
+                                     f"max_wait_s ({queue.max_wait_s:g})")
+        if self.relay.queue not in names:
+            raise ValueError(f"relay.queue: no queue {self.relay.queue!r}; queues are {names}")
         return self
 
     def queue_for_language(self, language: str) -> str:
@@ -137,6 +197,18 @@ class RoutingSettings(_Section):
             if language in queue.languages:
                 return queue.name
         return self.queues[0].name
+
+    def queue_policies(self) -> dict[str, QueuePolicy]:
+        return {q.name: QueuePolicy(
+            name=q.name, max_wait_s=q.max_wait_s, service_level_s=q.service_level_s,
+            comfort_every_s=q.comfort_every_s, comfort_position=q.comfort_position,
+            widen=tuple(Tier(w.to, w.after_s, w.interpreter, w.say) for w in q.widen)) for q in self.queues}
+
+    def relay_policy(self) -> RelayPolicy:
+        return RelayPolicy(self.relay.queue, self.relay.skilled_only_s, self.relay.advocate_ring_s)
+
+    def crisis_policy(self) -> CrisisPolicy:
+        return CrisisPolicy(self.crisis.escalate_after_s)
 
 
 class MenuSettings(_Section):

@@ -21,16 +21,19 @@ class HotlineMetrics:
                                       registry=r)
         self.menu_outcomes = Counter("hotline_menu_outcomes", "Menu results by language and call type.",
                                      ["language", "call_type"], registry=r)
-        self.calls_offered = Counter("hotline_calls_offered", "Calls that entered a queue.", ["queue"], registry=r)
-        self.calls_answered = Counter("hotline_calls_answered", "Queued calls answered by an advocate.", ["queue"],
-                                      registry=r)
+        # Calls are counted by the queue they entered (whatever tiers they
+        # widened to later), so offered, answered and abandoned add up per queue.
+        self.calls_offered = Counter("hotline_calls_offered", "Calls that entered a queue.", ["queue", "relay"],
+                                     registry=r)
+        self.calls_answered = Counter("hotline_calls_answered", "Queued calls answered by an advocate.",
+                                      ["queue", "relay"], registry=r)
         self.calls_abandoned = Counter("hotline_calls_abandoned",
                                        "Callers who hung up before reaching an advocate, by stage "
-                                       "(menu, queue, ringing).", ["queue", "stage"], registry=r)
-        self.wait_seconds = Histogram("hotline_wait_seconds", "Time in queue of answered calls.", ["queue"],
+                                       "(menu, queue, ringing, escalating).", ["queue", "stage", "relay"], registry=r)
+        self.wait_seconds = Histogram("hotline_wait_seconds", "Time in queue of answered calls.", ["queue", "relay"],
                                       buckets=WAIT_BUCKETS, registry=r)
         self.abandon_wait_seconds = Histogram("hotline_abandon_wait_seconds", "Time in queue of abandoned calls.",
-                                              ["queue"], buckets=WAIT_BUCKETS, registry=r)
+                                              ["queue", "relay"], buckets=WAIT_BUCKETS, registry=r)
         self.advocate_rings = Counter("hotline_advocate_rings", "Times an advocate's phone was rung.", registry=r)
         self.advocate_missed = Counter("hotline_advocate_missed",
                                        "Rings an advocate did not take, by reason (no_answer, rejected, "
@@ -47,9 +50,10 @@ class HotlineMetrics:
                                             "Interpreter attempts that failed, by reason (busy, no_answer, "
                                             "hung_up, unavailable, dial_failed, exhausted) and language.",
                                             ["reason", "language"], registry=r)
-        self.spanish_overflows = Counter("hotline_spanish_overflows",
-                                         "Spanish calls sent to any advocate with an interpreter after waiting "
-                                         "too long for a Spanish-speaking one.", registry=r)
+        self.queue_widenings = Counter("hotline_queue_widenings",
+                                       "Waiting calls widened to another queue by a skill tier (relay to anyone, "
+                                       "Spanish to anyone with an interpreter...).", ["from_queue", "to_queue"],
+                                       registry=r)
         self.queue_depth = Gauge("hotline_queue_depth", "Calls waiting now.", ["queue"], registry=r)
         self.longest_wait = Gauge("hotline_queue_longest_wait_seconds", "Wait of the oldest waiting call now.",
                                   ["queue"], registry=r)
@@ -59,6 +63,20 @@ class HotlineMetrics:
         self.redis_up = Gauge("hotline_redis_up", "1 if Redis answered the last scrape's read.", registry=r)
         self.ari_events_skipped = Counter("hotline_ari_events_skipped", "Malformed or unexpected ARI events skipped.",
                                           ["reason"], registry=r)
+        # Queue policies (issue 4): relay calls, service level, crisis escalation.
+        self.service_level_target = Gauge("hotline_service_level_target_seconds",
+                                          "Service-level target: calls should be answered within this many seconds.",
+                                          ["queue"], registry=r)
+        self.answered_within_target = Counter("hotline_calls_answered_within_target",
+                                              "Answered calls that waited no longer than their queue's target.",
+                                              ["queue", "relay"], registry=r)
+        self.escalations = Counter("hotline_escalations", "Crisis calls escalated, by outcome (supervisor, backup).",
+                                   ["outcome"], registry=r)
+        self.max_wait_overflows = Counter("hotline_max_wait_overflows",
+                                          "Calls sent to the backup destination after their queue's maximum wait.",
+                                          ["queue"], registry=r)
+        self.comfort_messages = Counter("hotline_comfort_messages", "Comfort messages played to waiting callers.",
+                                        ["queue"], registry=r)
 
     def set_snapshot(self, now_s: float, queues: Iterable[str], depth: dict[str, int],
                      oldest_ms: dict[str, int | None], advocates: dict[str, int]) -> None:

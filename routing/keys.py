@@ -28,7 +28,9 @@ class Keys:
 
     def advocate(self, advocate_id: str) -> str:
         """HASH name, endpoint, skills csv, roles csv, queues csv, token_hash,
-        state, state_since ms, idle_since ms, call. Permanent until removal."""
+        state, state_since ms, idle_since ms, call, and escalated_from (the
+        state a supervisor was in before a crisis escalation rang them).
+        Permanent until removal."""
         return f"{self.prefix}adv:{advocate_id}"
 
     def advocate_state_pattern(self) -> str:
@@ -45,9 +47,14 @@ class Keys:
         exactly the available advocates serving the queue."""
         return f"{self.prefix}q:{queue}:available"
 
+    def answered(self, queue: str) -> str:
+        """LIST of the epoch ms of the queue's last 20 answers, newest first:
+        the pace behind estimated waits. Expires an hour after the last answer."""
+        return f"{self.prefix}q:{queue}:answered"
+
     def call(self, call_id: str) -> str:
         """HASH queue, priority, arrival_ms, score, owner, ttl_s, state
-        (waiting|offered|bridged|ended), advocate, plus free metadata fields.
+        (waiting|offered|escalating|bridged|ended), advocate, plus free metadata fields.
         Expires ttl_s after its last routing change, so ended calls linger
         long enough for late events to be recognised as stale."""
         return f"{self.prefix}call:{call_id}"

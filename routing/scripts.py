@@ -49,6 +49,8 @@ class Scripts:
     call_ended: AsyncScript
     update_call: AsyncScript
     move_queue: AsyncScript
+    escalate: AsyncScript
+    escalation_settled: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -251,6 +251,40 @@ class RoutingStore:
             return None
         return _offers(reply)
 
+    async def escalate(self, call_id: str) -> list[tuple[str, str]] | None:
+        """Take a waiting crisis call out of its queue and claim the on-call
+        supervisors for it: [(advocate id, endpoint)], possibly empty. None if
+        the call was no longer waiting (offered meanwhile)."""
+        with _redis_errors():
+            reply = await self._scripts.escalate(
+                keys=[self._keys.call(call_id)], args=[self._keys.prefix, self._now_ms(), call_id])
+        if reply[0] == "not_waiting":
+            return None
+        return list(zip(reply[1::2], reply[2::2]))
+
+    async def escalation_settled(self, call_id: str, answered_by: str | None,
+                                 rung: Sequence[str]) -> list[Offer]:
+        """The escalation is over: `answered_by` takes the call (StaleOffer if
+        too late), every other supervisor in `rung` returns to their state."""
+        with _redis_errors():
+            reply = await self._scripts.escalation_settled(
+                keys=[self._keys.call(call_id)],
+                args=[self._keys.prefix, self._now_ms(), call_id, answered_by or "", *rung])
+        if reply[0] == "stale":
+            raise StaleOffer(call_id, answered_by or "")
+        return _offers(reply)
+
+    async def position(self, call_id: str, queue: str) -> int | None:
+        """1 for the next call to be offered in `queue`; None if not waiting there."""
+        with _redis_errors():
+            rank = await self._redis.zrank(self._keys.waiting(queue), call_id)
+        return None if rank is None else rank + 1
+
+    async def recent_answers(self, queue: str) -> list[int]:
+        """Epoch ms of the queue's latest answers, newest first."""
+        with _redis_errors():
+            return [int(t) for t in await self._redis.lrange(self._keys.answered(queue), 0, -1)]
+
     async def abandon(self, call_id: str) -> bool:
         """The caller hung up while waiting; False if the call was not waiting."""
         with _redis_errors():

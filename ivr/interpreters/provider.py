@@ -90,7 +90,6 @@ class InterpreterSettings(BaseModel):
     providers: Annotated[tuple[ProviderSettings, ...], Field(max_length=2)] = ()
     # The published list advocates dial on their phone after the star key.
     feature_codes: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]?$")], str] = {}
-    spanish_overflow_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 def validate_interpreters(settings: InterpreterSettings, catalog: LanguageCatalog) -> InterpreterSettings:

@@ -21,7 +21,7 @@ PRIORITIES = range(0, 10)
 _TOP_KEYS = {"start", "playback_guard", "defaults", "languages", "nodes", "entries"}
 _NODE_KEYS = {"intro", "prompts", "prompt_language", "timeout", "retries", "invalid",
               "options", "fallback"}
-_CHOICE_KEYS = {"language", "call_type", "priority", "say", "goto", "finish"}
+_CHOICE_KEYS = {"language", "call_type", "priority", "relay", "say", "goto", "finish"}
 
 
 class MenuError(ValueError):
@@ -35,6 +35,7 @@ class Choice:
     language: str | None = None
     call_type: str | None = None
     priority: int | None = None
+    relay: bool = False  # the caller said they call through a relay service (TRS/711)
     say: tuple[str, ...] = ()
     goto: str | None = None  # None: the menu finishes
 
@@ -59,6 +60,14 @@ class MenuOutcome:
     priority: int
     path: tuple[str, ...]
     no_input: bool
+    relay: bool = False
+
+    @property
+    def silent(self) -> bool:
+        """The caller pressed nothing at all: perhaps a relay operator still
+        typing, perhaps someone who cannot speak. Routed, never dropped."""
+        return self.no_input and all(step.endswith(":no_input") or step.startswith("entry:")
+                                     for step in self.path)
 
 
 @dataclass(frozen=True)
@@ -202,10 +211,14 @@ def _parse_choice(raw: Any, where: str, fail, *, digit: bool = False) -> Choice:
         raise fail(where, "needs exactly one of 'goto' or 'finish = true'")
     if goto is not None and not isinstance(goto, str):
         raise fail(f"{where} key 'goto'", "must be a node name")
+    relay = raw.get("relay", False)
+    if relay is not True and relay is not False:
+        raise fail(f"{where} key 'relay'", "must be true or false")
     return Choice(
         language=_member(raw.get("language"), LANGUAGES, f"{where} key 'language'", fail),
         call_type=_member(raw.get("call_type"), CALL_TYPES, f"{where} key 'call_type'", fail),
         priority=_priority(raw.get("priority"), f"{where} key 'priority'", fail),
+        relay=relay,
         say=_prompt_list(raw.get("say"), f"{where} key 'say'", fail),
         goto=goto,
     )

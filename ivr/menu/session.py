@@ -80,16 +80,20 @@ class MenuSession:
     """
 
     def __init__(self, definition: MenuDefinition, *, timeout_factor: float = 1.0,
-                 entry: str | None = None) -> None:
-        if not timeout_factor > 0:
-            raise ValueError(f"timeout_factor must be positive, not {timeout_factor!r}")
+                 entry: str | None = None, relay: bool = False, relay_timeout_factor: float = 1.0) -> None:
+        for name, factor in (("timeout_factor", timeout_factor), ("relay_timeout_factor", relay_timeout_factor)):
+            if not factor > 0:
+                raise ValueError(f"{name} must be positive, not {factor!r}")
         if entry is not None and entry not in definition.entries:
             raise ValueError(f"no menu entry {entry!r}; entries: {sorted(definition.entries)}")
         self._entry = entry
         self._menu = definition
-        self._timeout_factor = timeout_factor  # e.g. longer waits on relay calls
+        self._timeout_factor = timeout_factor
+        # A relay call (known from the start, or chosen in the menu) gets its
+        # timeouts multiplied: every prompt is read out, typed and answered.
+        self._relay_factor = relay_timeout_factor
         self._state = SessionState(Phase.NOT_STARTED, definition.start, 0,
-                                   definition.defaults, frozenset(), 0, None)
+                                   replace(definition.defaults, relay=relay), frozenset(), 0, None)
 
     @property
     def state(self) -> SessionState:
@@ -175,8 +179,8 @@ class MenuSession:
 
     def _wait(self, state: SessionState):
         node = self._menu.nodes[state.node]
-        return (replace(state, phase=Phase.WAITING),
-                (StartTimer(node.timeout * self._timeout_factor),))
+        factor = self._timeout_factor * (self._relay_factor if state.outcome.relay else 1.0)
+        return (replace(state, phase=Phase.WAITING), (StartTimer(node.timeout * factor),))
 
     def _take_digit(self, state: SessionState, d: str):
         choice = self._menu.nodes[state.node].options.get(d) if isinstance(d, str) else None
@@ -203,6 +207,7 @@ class MenuSession:
             language=choice.language or outcome.language,
             call_type=choice.call_type or outcome.call_type,
             priority=outcome.priority if choice.priority is None else choice.priority,
+            relay=outcome.relay or choice.relay,
             path=(*outcome.path, step))
         state = replace(state, outcome=outcome, attempt=0)
         if choice.say:

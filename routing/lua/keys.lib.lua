@@ -8,3 +8,5 @@ local function available_key(p, queue) return p .. 'q:' .. queue .. ':available'
 local function call_key(p, id) return p .. 'call:' .. id end
 local function ringing_key(p) return p .. 'ringing' end
 local function offers_channel(p, owner) return p .. 'offers:' .. owner end
+local function advocates_key(p) return p .. 'advocates' end
+local function answered_key(p, queue) return p .. 'q:' .. queue .. ':answered' end

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -33,6 +34,13 @@ TOKENS = {"ana": "sandbox-token-ana", "luis": "sandbox-token-luis", "mei": "sand
           "sam": "sandbox-token-sam"}
 PHONES = {"ana": "1001", "luis": "1002", "mei": "1003", "sam": "1004"}
 BACKUP_PHONE = "1999"
+
+
+def sandbox_queues(**changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sandbox's queue list with ``changes[name]`` merged into queue ``name``
+    (a settings override replaces the whole list)."""
+    queues = tomllib.loads(SANDBOX_CONFIG.read_text())["routing"]["queues"]
+    return [{**queue, **changes.get(queue["name"], {})} for queue in queues]
 
 
 def settings_with(**overrides: Any) -> Settings:

@@ -62,7 +62,7 @@ async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engin
     assert record["language"] == "en" and record["call_type"] == "tip"
     assert (await phones.call(call["id"]))["state"] == "answered"
     page = await api.metrics()
-    assert metric_value(page, "hotline_calls_answered_total", queue="english") == 1
+    assert metric_value(page, "hotline_calls_answered_total", queue="english", relay="false") == 1
     # Nothing the engine logged, stored or exposed carries the caller's number.
     for where, text in (("logs", caplog.text), ("metrics", page), ("call record", str(record))):
         assert "5555550101" not in text, where
@@ -112,9 +112,9 @@ async def test_caller_who_hangs_up_while_waiting_is_counted_as_abandoned(
 
     await eventually(lambda: _empty(engine), 5, "the queue empty again")
     page = await api.metrics()
-    assert metric_value(page, "hotline_calls_abandoned_total", queue="english", stage="queue") == 1
+    assert metric_value(page, "hotline_calls_abandoned_total", queue="english", stage="queue", relay="false") == 1
     assert metric_value(page, "hotline_queue_depth", queue="english") == 0
-    assert metric_value(page, "hotline_calls_answered_total", queue="english") == 0
+    assert metric_value(page, "hotline_calls_answered_total", queue="english", relay="false") == 0
 
 
 async def test_with_the_engine_stopped_the_dialplan_fallback_answers(phones: PhonesClient, ari: AriRest):

@@ -8,7 +8,7 @@ import pytest
 from ivr.ari.rest import AriRest
 from ivr.sandbox.phones_client import PhonesClient
 
-from .conftest import PHONES, EngineApi, eventually, metric_value, settings_with
+from .conftest import PHONES, EngineApi, eventually, metric_value, sandbox_queues, settings_with
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at, rang
 
 PRIMARY, SECOND = "1800", "1801"  # the sandbox's interpreter providers
@@ -18,7 +18,8 @@ JOIN_S = 15
 
 @pytest.fixture
 def engine_settings():
-    return settings_with(interpreters={"spanish_overflow_s": 2})
+    spanish = {"widen": [{"to": "english", "after_s": 2, "interpreter": "spa", "say": "spanish_overflow"}]}
+    return settings_with(routing={"queues": sandbox_queues(spanish=spanish)})
 
 
 async def connected_call(engine, api: EngineApi, phones: PhonesClient, advocate: str = "ana",
@@ -73,7 +74,8 @@ async def test_spanish_caller_overflows_to_an_english_advocate_with_an_interpret
     await three_party_bridge(ari, hotline_call)
     record = await engine.store.get_call(hotline_call)
     assert (record["language"], record["queue"]) == ("es", "english")
-    assert metric_value(await api.metrics(), "hotline_spanish_overflows_total") == 1
+    assert metric_value(await api.metrics(), "hotline_queue_widenings_total",
+                        from_queue="spanish", to_queue="english") == 1
 
 
 async def test_advocate_adds_a_vietnamese_interpreter_through_the_api(

@@ -76,7 +76,8 @@ def test_minimal_file_takes_every_other_value_from_the_defaults(tmp_path: Path) 
 
     assert settings.engine.sandbox is False
     assert settings.ari.url == "http://127.0.0.1:8088"
-    assert [q.name for q in settings.routing.queues] == ["english", "spanish"]
+    assert [q.name for q in settings.routing.queues] == ["english", "spanish", "relay"]
+    assert settings.routing.relay.menu_timeout_factor == 3
     assert settings.advocates == ()
 
 
