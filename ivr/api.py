@@ -87,8 +87,8 @@ STATE_ACTIONS: dict[str, AdvocateState] = {
 
 # Fields of a call record a supervisor may see. The caller's number is never
 # stored; the HMAC reference stays internal too.
-CALL_FIELDS = ("queue", "priority", "state", "advocate", "language", "call_type", "path", "no_input",
-               "did_kind", "answered_by", "waited_ms", "arrival_ms", "sip_call_id")
+CALL_FIELDS = ("queue", "entry_queue", "priority", "state", "advocate", "language", "call_type", "relay", "path",
+               "no_input", "did_kind", "answered_by", "waited_ms", "arrival_ms", "sip_call_id")
 
 
 class InterpreterControl(Protocol):
@@ -208,9 +208,13 @@ class Api:
         return web.json_response(_advocate_json(updated))
 
     async def get_call(self, request: web.Request) -> web.Response:
-        self._authorise(request)
+        principal = self.auth.principal(request)
         call_id = request.match_info["id"]
         record = await self.store.get_call(call_id)
+        # The advocate on the call sees its data (language, relay, wait);
+        # other advocates learn nothing, not even whether the call exists.
+        if not principal.supervisor and (record is None or record.get("advocate") != principal.advocate_id):
+            raise _error(web.HTTPForbidden, "only the advocate on the call or a supervisor may read it")
         if record is None:
             raise _error(web.HTTPNotFound, f"no call {call_id!r} (records expire)")
         return web.json_response({"id": call_id, **{k: record[k] for k in CALL_FIELDS if k in record}})

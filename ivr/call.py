@@ -169,6 +169,8 @@ class CallActor:
                 self._hold_message = None
                 if isinstance(self.state, (Waiting, Escalating)):
                     await self._moh()
+                if isinstance(self.state, Waiting):
+                    self._arm_comfort()
             case PlaybackFinished(playback=playback):
                 if isinstance(self.state, InMenu) and playback.id == self.state.playback:
                     self.state.playback = None
@@ -202,7 +204,8 @@ class CallActor:
         except AriNotFound:
             await self._caller_gone("hung up before answer")
             return
-        session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did), relay=self.relay,
+        entry = "relay" if self.relay and "relay" in self.s.menu.entries else self.s.config.entry_for_did(self.did)
+        session = MenuSession(self.s.menu, entry=entry, relay=self.relay,
                               relay_timeout_factor=self.s.config.relay_menu_factor)
         self.state = InMenu(session)
         log.info("call %s answered on the %s line%s", self.key, self.s.config.line_kind(self.did),
@@ -314,8 +317,7 @@ class CallActor:
         if outcome.language == "other":
             self.interpreter_on_answer = InterpreterRequest(None, source="menu")
         self._arm_policy()
-        if self._plan.policy.comfort_every_s is not None:
-            self.timers.start("comfort", self._plan.policy.comfort_every_s)
+        self._arm_comfort()
         if self.sip_call_id:
             await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
         log.info("call %s waiting in %s (priority %d, %s, %s%s)%s", self.key, queue, outcome.priority,
@@ -324,6 +326,12 @@ class CallActor:
 
     def _waited_s(self) -> float:
         return time.monotonic() - self._enqueued_at
+
+    def _arm_comfort(self) -> None:
+        # Counted from the end of whatever was last said: the caller always
+        # gets comfort_every_s of music between two messages.
+        if self._plan.policy.comfort_every_s is not None:
+            self.timers.start("comfort", self._plan.policy.comfort_every_s)
 
     def _arm_policy(self) -> None:
         at = self._plan.next_at(self._steps_done)
@@ -488,11 +496,10 @@ class CallActor:
     async def _comfort(self, waiting: Waiting) -> None:
         """The periodic comfort message, with position and estimated wait when known."""
         policy = self._plan.policy
-        assert policy.comfort_every_s is not None
-        self.timers.start("comfort", policy.comfort_every_s)
         if self._hold_message is not None:
-            return  # something is being said already
+            return  # something is being said; its end re-arms the timer
         media = ["sound:hotline/hold_comfort"]
+        said = "comfort message"
         if policy.comfort_position:
             try:
                 position = await self.s.store.position(self.key, waiting.queue)
@@ -501,12 +508,15 @@ class CallActor:
                 position, answers = None, []
             if position is not None:
                 media += ["sound:hotline/comfort_position", f"number:{position}", "sound:hotline/comfort_in_line"]
+                said += f", position {position}"
                 wait = estimated_wait_s(position, answers, int(time.time() * 1000))
                 if wait is not None:
-                    media += ["sound:hotline/comfort_estimate", f"number:{announced_minutes(wait)}",
-                              "sound:hotline/minutes"]
+                    minutes = announced_minutes(wait)
+                    media += ["sound:hotline/comfort_estimate", f"number:{minutes}", "sound:hotline/minutes"]
+                    said += f", about {minutes} min"
         if isinstance(self.state, Waiting):
             self.s.metrics.comfort_messages.labels(queue=self._plan.entry_queue).inc()
+            log.info("call %s: %s", self.key, said)
             await self._announce(media)
 
     async def _announce(self, media: list[str]) -> None:

@@ -41,6 +41,10 @@ OPENAPI: dict[str, object] = {
                 # Redis hash fields: numbers arrive as their decimal strings.
                 "priority": {"type": "string"}, "arrival_ms": {"type": "string"},
                 "advocate": {"type": "string"}, "no_input": {"type": "string"},
+                "entry_queue": {"type": "string", "description": "the queue the call entered; "
+                                "`queue` is where it waits now (skill tiers widen it)"},
+                "relay": {"type": "string", "enum": ["0", "1"],
+                          "description": "1: a TRS/711 relay call (a relay operator types or voices each side)"},
                 "did_kind": {"type": "string", "description": "toll_free, spanish or other; never the number"}}},
         },
     },

@@ -114,7 +114,7 @@ class MenuSession:
             outcome = replace(outcome, language=entry.language or outcome.language,
                               call_type=entry.call_type or outcome.call_type,
                               priority=outcome.priority if entry.priority is None else entry.priority,
-                              path=(f"entry:{self._entry}",))
+                              relay=outcome.relay or entry.relay, path=(f"entry:{self._entry}",))
             assert entry.goto is not None  # checked when the menu was loaded
             return self._apply(self._enter(replace(self._state, outcome=outcome), entry.goto, entry.say))
         return self._apply(self._enter(self._state, self._menu.start))

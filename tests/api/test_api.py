@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api, Authenticator, RosterEntry
 from ivr.openapi import OPENAPI
 from metrics.hotline import HotlineMetrics
+from routing.advocates import AdvocateState
 from routing.keys import Keys
 from routing.queues import QueueSpec, WaitingCall
 from routing.store import RoutingStore
@@ -115,6 +116,19 @@ async def test_a_call_record_never_shows_the_caller_reference(client, store):
     assert body["language"] == "en" and "caller_ref" not in body
     assert "0123456789abcdef" not in await response.text()
     assert (await client.get("/calls/c2", headers=bearer("sam"))).status == 404
+
+
+async def test_the_advocate_on_a_call_reads_it_with_its_relay_flag_and_nobody_else_does(client, store):
+    await store.enqueue(WaitingCall("c1", "english", 5, 1_000, "e1"), {"relay": "1", "language": "en"}, 60)
+    await store.set_state("ana", AdvocateState.AVAILABLE)  # offered to ana at once
+
+    response = await client.get("/calls/c1", headers=bearer("ana"))
+    assert response.status == 200
+    body = await response.json()
+    assert (body["relay"], body["advocate"], body["state"]) == ("1", "ana", "offered")
+    assert (await client.get("/calls/c1", headers=bearer("luis"))).status == 403
+    # Another advocate cannot tell a missing call from someone else's.
+    assert (await client.get("/calls/c2", headers=bearer("luis"))).status == 403
 
 
 async def test_metrics_read_queues_and_advocates_from_redis(client, store):
