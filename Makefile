@@ -7,7 +7,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 HOTLINE := $(VENV)/bin/hotline
-APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl
+# prometheus: for promtool, which checks deploy/prometheus; no Prometheus runs in the tests.
+APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl prometheus
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: deps apt venv sandbox run test down status clean

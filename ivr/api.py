@@ -159,7 +159,10 @@ class Api:
                 time.time(), self.queues,
                 {q: d.waiting for q, d in snap.queues.items()},
                 {q: d.oldest_arrival_ms for q, d in snap.queues.items()},
-                {str(state): n for state, n in snap.advocates.items()})
+                {str(state): n for state, n in snap.advocates.items()},
+                available={q: d.available for q, d in snap.queues.items()},
+                advocates_by_skill={skill: {str(state): n for state, n in states.items()}
+                                    for skill, states in snap.advocates_by_skill.items()})
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     def _authorise(self, request: web.Request, advocate_id: str | None = None) -> Principal:

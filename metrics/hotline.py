@@ -57,7 +57,13 @@ class HotlineMetrics:
         self.queue_depth = Gauge("hotline_queue_depth", "Calls waiting now.", ["queue"], registry=r)
         self.longest_wait = Gauge("hotline_queue_longest_wait_seconds", "Wait of the oldest waiting call now.",
                                   ["queue"], registry=r)
+        self.queue_available = Gauge("hotline_queue_available_advocates",
+                                     "Advocates available now who could take the queue's calls.", ["queue"],
+                                     registry=r)
         self.advocates = Gauge("hotline_advocates", "Advocates by state now.", ["state"], registry=r)
+        self.advocates_by_skill = Gauge("hotline_advocates_by_skill",
+                                        "Advocates by skill and state now; one with two skills counts in both.",
+                                        ["skill", "state"], registry=r)
         self.ari_connected = Gauge("hotline_ari_connected", "1 while the ARI events WebSocket is connected.",
                                    registry=r)
         self.redis_up = Gauge("hotline_redis_up", "1 if Redis answered the last scrape's read.", registry=r)
@@ -79,20 +85,29 @@ class HotlineMetrics:
                                         ["queue"], registry=r)
 
     def set_snapshot(self, now_s: float, queues: Iterable[str], depth: dict[str, int],
-                     oldest_ms: dict[str, int | None], advocates: dict[str, int]) -> None:
+                     oldest_ms: dict[str, int | None], advocates: dict[str, int], *,
+                     available: dict[str, int], advocates_by_skill: dict[str, dict[str, int]]) -> None:
         """Queue and advocate gauges, read from Redis at scrape time (shared by all engines)."""
         for queue in queues:
             self.queue_depth.labels(queue=queue).set(depth.get(queue, 0))
+            self.queue_available.labels(queue=queue).set(available.get(queue, 0))
             oldest = oldest_ms.get(queue)
             self.longest_wait.labels(queue=queue).set(0 if oldest is None else max(0.0, now_s - oldest / 1000))
         for state in ADVOCATE_STATES:
             self.advocates.labels(state=state).set(advocates.get(state, 0))
+        # Skills come and go with the roster: a skill nobody has any more must
+        # leave the page, not stay at its last counts.
+        self.advocates_by_skill.clear()
+        for skill, states in advocates_by_skill.items():
+            for state in ADVOCATE_STATES:
+                self.advocates_by_skill.labels(skill=skill, state=state).set(states.get(state, 0))
 
     def clear_snapshot(self) -> None:
         """Redis did not answer: drop the queue and advocate gauges rather than
         show their last values as if current (an empty series alerts; a stale
         "0 waiting" would not)."""
-        for gauge in (self.queue_depth, self.longest_wait, self.advocates):
+        for gauge in (self.queue_depth, self.queue_available, self.longest_wait, self.advocates,
+                      self.advocates_by_skill):
             gauge.clear()
 
     def render(self) -> bytes:

@@ -37,6 +37,10 @@ class Keys:
         """SORT ... GET pattern reading every advocate's state in one command."""
         return f"{self.prefix}adv:*->state"
 
+    def advocate_skills_pattern(self) -> str:
+        """SORT ... GET pattern reading every advocate's skills csv."""
+        return f"{self.prefix}adv:*->skills"
+
     def waiting(self, queue: str) -> str:
         """ZSET call_id -> waiting_score (lower is offered first). Members leave
         when offered, abandoned, or found without a call hash (TTL expired)."""

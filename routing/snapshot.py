@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from routing.advocates import AdvocateState
+from routing.advocates import AdvocateState, split_csv
 from routing.queues import arrival_from_score
 
 
@@ -21,6 +21,8 @@ class QueueDepth:
 class RoutingSnapshot:
     queues: Mapping[str, QueueDepth]
     advocates: Mapping[AdvocateState, int]  # every state present, zero included
+    # skill -> state -> advocates; an advocate counts once for each skill.
+    advocates_by_skill: Mapping[str, Mapping[AdvocateState, int]]
 
 
 def queue_depth(waiting: int, available: int, band_heads: Sequence[Sequence]) -> QueueDepth:
@@ -35,3 +37,16 @@ def count_states(states: Iterable[str | None]) -> dict[AdvocateState, int]:
     # None: an id in the advocates set whose hash is gone; not counted.
     counts = Counter(AdvocateState(s) for s in states if s)
     return {state: counts.get(state, 0) for state in AdvocateState}
+
+
+def count_states_by_skill(
+    advocates: Iterable[tuple[str | None, str | None]],
+) -> dict[str, dict[AdvocateState, int]]:
+    """`advocates`: (state, skills csv) of each advocate. Every skill someone
+    has gets every state, zero included, so "nobody who speaks es is logged
+    in" reads as zeros rather than as a missing series."""
+    states_by_skill: dict[str, list[str | None]] = defaultdict(list)
+    for state, skills in advocates:
+        for skill in split_csv(skills):
+            states_by_skill[skill].append(state)
+    return {skill: count_states(states) for skill, states in states_by_skill.items()}

@@ -42,7 +42,12 @@ from routing.queues import (
     queues_for,
 )
 from routing.scripts import Scripts
-from routing.snapshot import RoutingSnapshot, count_states, queue_depth
+from routing.snapshot import (
+    RoutingSnapshot,
+    count_states,
+    count_states_by_skill,
+    queue_depth,
+)
 
 # How long subscribe_offers waits for Redis to confirm the subscription.
 SUBSCRIBE_TIMEOUT_S = 5.0
@@ -348,8 +353,8 @@ class RoutingStore:
     # -- observation ---------------------------------------------------------
 
     async def snapshot(self) -> RoutingSnapshot:
-        """Queue depths, oldest waiting arrival and advocate counts by state,
-        read in one pipelined round trip."""
+        """Queue depths, oldest waiting arrival and advocate counts by state
+        and by skill, read in one pipelined round trip."""
         k = self._keys
         with _redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -361,7 +366,10 @@ class RoutingStore:
                         pipe.zrangebyscore(
                             k.waiting(queue.name), low, high, start=0, num=1, withscores=True
                         )
-                pipe.sort(k.advocates(), by="nosort", get=[k.advocate_state_pattern()])
+                # SORT ... GET reads every advocate's hash fields in one command, without
+                # KEYS; (None, None) for an id whose hash is gone.
+                pipe.sort(k.advocates(), by="nosort", groups=True,
+                          get=[k.advocate_state_pattern(), k.advocate_skills_pattern()])
                 replies = await pipe.execute()
         per_queue = 2 + MAX_PRIORITY + 1
         depths = {
@@ -372,7 +380,12 @@ class RoutingStore:
             )
             for i, queue in enumerate(self._queues)
         }
-        return RoutingSnapshot(queues=depths, advocates=count_states(replies[-1]))
+        advocates = replies[-1]
+        return RoutingSnapshot(
+            queues=depths,
+            advocates=count_states(state for state, _ in advocates),
+            advocates_by_skill=count_states_by_skill(advocates),
+        )
 
     # -- offers for one engine -------------------------------------------------
 

@@ -296,6 +296,27 @@ async def test_metrics_follow_redis_from_one_scrape_to_the_next(client, store):
     assert all(second[advocates(s)] == 0 for s in ("available", "ringing", "on_call", "wrap_up"))
 
 
+async def test_metrics_count_available_advocates_per_queue_and_advocates_by_skill(client, store):
+    def skill(name: str, state: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return "hotline_advocates_by_skill", (("skill", name), ("state", state))
+
+    await store.upsert_advocate("maria", "Maria", "PJSIP/maria@carrier", frozenset({"es"}),
+                                frozenset({"advocate"}), sha("token-maria"))
+    await store.set_state("luis", "available")
+    page = samples(await (await client.get("/metrics")).text())
+
+    assert page[("hotline_queue_available_advocates", (("queue", "english"),))] == 1
+    assert page[skill("en", "available")] == 1 and page[skill("en", "offline")] == 2
+    # Nobody who speaks Spanish is logged in: zeros, not a missing series.
+    assert page[skill("es", "offline")] == 1
+    assert all(page[skill("es", s)] == 0 for s in ("available", "ringing", "on_call", "wrap_up", "away"))
+
+    await store.remove_advocate("maria")
+    page = samples(await (await client.get("/metrics")).text())
+    assert not any(name == "hotline_advocates_by_skill" and dict(labels)["skill"] == "es"
+                   for name, labels in page)
+
+
 @pytest.fixture
 async def unreachable_client() -> AsyncIterator[TestClient]:
     # A port we bound and released: nothing listens there.
@@ -440,7 +461,8 @@ def test_the_call_schema_documents_every_field_a_call_record_may_show():
 
 async def test_queue_gauges_are_dropped_not_left_stale_when_redis_goes_away(store):
     metrics = HotlineMetrics()
-    metrics.set_snapshot(0.0, ["english"], {"english": 3}, {"english": None}, {"available": 1})
+    metrics.set_snapshot(0.0, ["english"], {"english": 3}, {"english": None}, {"available": 1},
+                         available={"english": 1}, advocates_by_skill={"es": {"available": 1}})
     dead = aioredis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.2)
     roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
     app = Api(RoutingStore(dead, queues=QUEUES, keys=Keys("x:")), Authenticator(roster), metrics, ["english"],
@@ -450,4 +472,6 @@ async def test_queue_gauges_are_dropped_not_left_stale_when_redis_goes_away(stor
     assert "hotline_redis_up 0.0" in page
     assert 'hotline_queue_depth{queue="english"}' not in page
     assert 'hotline_advocates{state="available"}' not in page
+    assert 'hotline_queue_available_advocates{queue="english"}' not in page
+    assert "hotline_advocates_by_skill{" not in page
     await dead.aclose()

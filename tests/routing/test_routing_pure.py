@@ -22,7 +22,7 @@ from routing import (
 from routing.advocates import advocate_from_hash, allowed_sources
 from routing.queues import arrival_from_score, check_metadata, priority_band
 from routing.scripts import library_line_count, script_source
-from routing.snapshot import count_states, queue_depth
+from routing.snapshot import count_states, count_states_by_skill, queue_depth
 
 S = AdvocateState
 priorities = st.integers(0, 9)
@@ -128,6 +128,14 @@ def test_state_counts_include_every_state_and_skip_vanished_advocates():
     counts = count_states(["available", "available", None, "away"])
     assert counts[S.AVAILABLE] == 2 and counts[S.AWAY] == 1 and counts[S.ON_CALL] == 0
     assert set(counts) == set(S)
+
+
+def test_skill_counts_give_every_state_of_each_skill_and_skip_vanished_advocates():
+    counts = count_states_by_skill([("available", "en,es"), ("offline", "es"), (None, None), ("away", "")])
+    assert set(counts) == {"en", "es"}
+    assert counts["es"][S.AVAILABLE] == 1 and counts["es"][S.OFFLINE] == 1 and counts["es"][S.ON_CALL] == 0
+    assert counts["en"][S.AVAILABLE] == 1 and counts["en"][S.OFFLINE] == 0
+    assert set(counts["en"]) == set(S)
 
 
 def test_keys_share_a_configurable_prefix():

@@ -407,6 +407,21 @@ async def test_snapshot_reports_depth_oldest_arrival_and_states(store):
     assert snap.advocates[S.RINGING] == 0
 
 
+async def test_snapshot_counts_advocates_by_skill_and_state(store, redis_client):
+    await add_advocate(store, "bilingual", ("en", "es"), available=True)
+    await add_advocate(store, "es-only", ("es",))
+    await add_advocate(store, "en-only", ("en",))
+    await store.set_state("en-only", S.AWAY)
+    await add_advocate(store, "vanished", ("relay",))
+    await redis_client.delete(TEST_KEYS.advocate("vanished"))
+    snap = await store.snapshot()
+    assert set(snap.advocates_by_skill) == {"en", "es"}
+    es, en = snap.advocates_by_skill["es"], snap.advocates_by_skill["en"]
+    assert (es[S.AVAILABLE], es[S.OFFLINE], es[S.AWAY]) == (1, 1, 0)
+    assert (en[S.AVAILABLE], en[S.OFFLINE], en[S.AWAY]) == (1, 0, 1)
+    assert set(es) == set(S)
+
+
 async def test_unreachable_redis_raises_routing_unavailable(clock):
     # No retries: the default backoff would only make the test slow.
     client = aioredis.Redis(
