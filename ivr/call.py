@@ -24,93 +24,61 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 from ivr.ari.errors import AriError, AriNotFound
-from ivr.ari.events import (ChannelDestroyed, ChannelDtmfReceived, ChannelHangupRequest, PlaybackFinished,
-                            StasisEnd, StasisStart)
+from ivr.ari.events import (
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+)
+from ivr.call_states import (
+    Answering,
+    ChannelGone,
+    Connected,
+    Ended,
+    Escalating,
+    InMenu,
+    OfferArrived,
+    Ringing,
+    State,
+    Waiting,
+)
 from ivr.escalation import TIMER as ESCALATION_TIMER
 from ivr.escalation import Escalation
 from ivr.feature_codes import AddInterpreter, FeatureCodes, RemoveInterpreter, Unknown
+from ivr.hold import HoldLine, stop_playback
 from ivr.interpreting import TIMER as INTERPRETER_TIMER
 from ivr.interpreting import InterpreterRequest, Interpreting
-from ivr.menu import CancelTimer, Finish, MenuOutcome, MenuSession, Play, StartTimer, StopPlayback
+from ivr.menu import (
+    CancelTimer,
+    Finish,
+    MenuOutcome,
+    MenuSession,
+    Play,
+    StartTimer,
+    StopPlayback,
+)
 from ivr.services import CallServices
-from ivr.timers import Timers, TimerFired
+from ivr.timers import TimerFired, Timers
 from routing.errors import RoutingError, RoutingUnavailable, StaleOffer
-from routing.policy import CallPlan, Escalate, Overflow, Widen, announced_minutes, estimated_wait_s, within_target
+from routing.policy import (
+    CallPlan,
+    Escalate,
+    Overflow,
+    Widen,
+    announced_minutes,
+    estimated_wait_s,
+    within_target,
+)
 from routing.queues import Offer, WaitingCall
 
 log = logging.getLogger(__name__)
 
 # How long the advocate may pause between the digits of a feature code.
 FEATURE_CODE_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True)
-class OfferArrived:
-    """The matcher chose an advocate for this call (delivered over Redis pub/sub)."""
-
-    offer: Offer
-
-
-@dataclass(frozen=True)
-class ChannelGone:
-    """Reconciliation found the caller's channel gone while the events stream was down."""
-
-
-# -- states ---------------------------------------------------------------------
-
-
-@dataclass
-class Answering:
-    pass
-
-
-@dataclass
-class InMenu:
-    session: MenuSession
-    playback: str | None = None
-    serial: int = 0  # the session's serial of the current Play
-
-
-@dataclass
-class Waiting:
-    queue: str  # where the call waits now: its tier
-    arrival_ms: int
-
-
-@dataclass
-class Ringing:
-    queue: str
-    arrival_ms: int
-    offer: Offer
-    leg: str
-    rang_at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class Escalating:
-    queue: str
-    escalation: Escalation
-
-
-@dataclass
-class Connected:
-    queue: str
-    offer: Offer
-    leg: str
-    bridge: str
-    codes: FeatureCodes
-    interpreting: Interpreting | None = None
-
-
-@dataclass
-class Ended:
-    reason: str
-
-
-State = Answering | InMenu | Waiting | Ringing | Escalating | Connected | Ended
 
 
 class CallActor:
@@ -129,12 +97,11 @@ class CallActor:
         self.plan: CallPlan | None = None  # fixed when the call joins the line
         self._steps_done = 0  # of plan.steps
         self._steps_pending = False  # a step fell due while an advocate's phone rang
-        self._playbacks = 0
+        self.hold = HoldLine(channel_id, services.rest)
         self._legs = 0
         # Joined as soon as the advocate answers: the operator for "other
         # languages", Spanish after an overflow.
         self.interpreter_on_answer: InterpreterRequest | None = None
-        self._hold_message: str | None = None
         self._enqueued_at = time.monotonic()
 
     def __repr__(self) -> str:
@@ -165,10 +132,9 @@ class CallActor:
                     await self._feature_digit(self.state, digit)
             case InterpreterRequest():
                 await self._interpreter_request(item)
-            case PlaybackFinished(playback=playback) if playback.id == self._hold_message:
-                self._hold_message = None
+            case PlaybackFinished(playback=playback) if self.hold.finished(playback.id):
                 if isinstance(self.state, (Waiting, Escalating)):
-                    await self._moh()
+                    await self.hold.music()
                 if isinstance(self.state, Waiting):
                     self._arm_comfort()
             case PlaybackFinished(playback=playback):
@@ -243,8 +209,7 @@ class CallActor:
         if language != self.language:
             await self.s.rest.set_var(self.channel, "CHANNEL(language)", language)
             self.language = language
-        self._playbacks += 1
-        playback = f"{self.key}-pb{self._playbacks}"
+        playback = self.hold.next_playback_id()
         state.playback = playback
         await self.s.rest.play(self.channel, [f"sound:hotline/{p}" for p in prompts], playback_id=playback)
 
@@ -254,10 +219,7 @@ class CallActor:
             await self._stop(playback)
 
     async def _stop(self, playback: str) -> None:
-        try:
-            await self.s.rest.stop_playback(playback)
-        except AriNotFound:
-            pass  # it had just finished
+        await stop_playback(self.s.rest, playback)
 
     async def _timer(self, name: str) -> None:
         if name == "menu" and isinstance(self.state, InMenu):
@@ -409,11 +371,9 @@ class CallActor:
         bridge = f"{self.key}-bridge"
         self.s.dispatcher.route(bridge, self.key)
         try:
-            if self._hold_message is not None:
-                # A playback holds the channel: it would join the bridge only
-                # after the message, with the advocate listening to silence.
-                playback, self._hold_message = self._hold_message, None
-                await self._stop(playback)
+            # A playback holds the channel: it would join the bridge only
+            # after the message, with the advocate listening to silence.
+            await self.hold.stop()
             await self.s.rest.stop_moh(self.channel)
             # dtmf_events: no native RTP bridging, so the advocate's feature codes reach us.
             await self.s.rest.create_bridge(bridge, bridge_type="mixing,dtmf_events", name=f"call-{self.key}")
@@ -470,6 +430,8 @@ class CallActor:
         except RoutingUnavailable:
             await self._to_fallback("routing_unavailable")
             return
+        if isinstance(self.state, Waiting):
+            self._arm_comfort()  # a comfort tick during the ring was skipped
         if self._steps_pending:
             await self._policy_due()
 
@@ -491,12 +453,12 @@ class CallActor:
         if interpreter is not None:
             self.interpreter_on_answer = InterpreterRequest(interpreter, source="overflow")
         if say is not None and isinstance(self.state, Waiting):
-            await self._announce([f"sound:hotline/{say}"])
+            await self.hold.say([f"sound:hotline/{say}"])
 
     async def _comfort(self, waiting: Waiting) -> None:
         """The periodic comfort message, with position and estimated wait when known."""
         policy = self._plan.policy
-        if self._hold_message is not None:
+        if self.hold.message is not None:
             return  # something is being said; its end re-arms the timer
         media = ["sound:hotline/hold_comfort"]
         said = "comfort message"
@@ -517,19 +479,7 @@ class CallActor:
         if isinstance(self.state, Waiting):
             self.s.metrics.comfort_messages.labels(queue=self._plan.entry_queue).inc()
             log.info("call %s: %s", self.key, said)
-            await self._announce(media)
-
-    async def _announce(self, media: list[str]) -> None:
-        """Say something to a waiting caller, then back to the music (on PlaybackFinished)."""
-        if self._hold_message is not None:
-            await self._stop(self._hold_message)
-        self._playbacks += 1
-        self._hold_message = f"{self.key}-pb{self._playbacks}"
-        try:
-            await self.s.rest.stop_moh(self.channel)
-            await self.s.rest.play(self.channel, media, playback_id=self._hold_message)
-        except AriNotFound:
-            self._hold_message = None
+            await self.hold.say(media)
 
     async def _max_wait(self, waiting: Waiting) -> None:
         """Nobody answered within the queue's maximum wait: the backup destination, announced."""
@@ -559,7 +509,7 @@ class CallActor:
         if not escalation.ringing:
             await self._escalation_failed(escalation)
             return
-        await self._announce(["sound:hotline/escalating"])
+        await self.hold.say(["sound:hotline/escalating"])
 
     async def _escalation_event(self, state: Escalating, item: object) -> bool:
         """Events about the supervisors' legs and the escalation timer; True if handled."""
@@ -576,12 +526,6 @@ class CallActor:
                     await self._escalation_failed(state.escalation)
                 return True
         return False
-
-    async def _moh(self) -> None:
-        try:
-            await self.s.rest.start_moh(self.channel)
-        except AriNotFound:
-            pass
 
     async def _escalation_failed(self, escalation: Escalation) -> None:
         await escalation.give_up()
@@ -706,9 +650,7 @@ class CallActor:
         self.state = Ended(f"fallback: {reason}")
         self.timers.cancel_all()
         try:
-            if self._hold_message is not None:
-                await self._stop(self._hold_message)
-                self._hold_message = None
+            await self.hold.stop()
             await self.s.rest.stop_moh(self.channel)
             if announce is not None:
                 await self.s.rest.set_var(self.channel, "HOTLINE_ANNOUNCE", announce)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import Event, StasisStart, UnknownEvent
-from ivr.call import CallActor, ChannelGone, OfferArrived
+from ivr.call import CallActor
+from ivr.call_states import ChannelGone, OfferArrived
 from ivr.dispatch import Dispatcher
 from ivr.services import CallServices
 from ivr.tasks import TaskSet

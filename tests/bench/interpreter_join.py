@@ -19,7 +19,7 @@ import statistics
 import aiohttp
 
 from ivr.app import running_engine
-from ivr.call import Connected
+from ivr.call_states import Connected
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient

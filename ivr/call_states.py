@@ -1,0 +1,79 @@
+"""The states of a call, and the items other parts of the engine post to it.
+
+``ivr.call.CallActor`` holds one of these at a time; each names what the call
+is doing and carries only what that phase needs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ivr.escalation import Escalation
+from ivr.feature_codes import FeatureCodes
+from ivr.interpreting import Interpreting
+from ivr.menu import MenuSession
+from routing.queues import Offer
+
+
+@dataclass(frozen=True)
+class OfferArrived:
+    """The matcher chose an advocate for this call (delivered over Redis pub/sub)."""
+
+    offer: Offer
+
+
+@dataclass(frozen=True)
+class ChannelGone:
+    """Reconciliation found the caller's channel gone while the events stream was down."""
+
+
+@dataclass
+class Answering:
+    pass
+
+
+@dataclass
+class InMenu:
+    session: MenuSession
+    playback: str | None = None
+    serial: int = 0  # the session's serial of the current Play
+
+
+@dataclass
+class Waiting:
+    queue: str  # where the call waits now: its tier
+    arrival_ms: int
+
+
+@dataclass
+class Ringing:
+    queue: str
+    arrival_ms: int
+    offer: Offer
+    leg: str
+    rang_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Escalating:
+    queue: str
+    escalation: Escalation
+
+
+@dataclass
+class Connected:
+    queue: str
+    offer: Offer
+    leg: str
+    bridge: str
+    codes: FeatureCodes
+    interpreting: Interpreting | None = None
+
+
+@dataclass
+class Ended:
+    reason: str
+
+
+State = Answering | InMenu | Waiting | Ringing | Escalating | Connected | Ended
