@@ -51,6 +51,7 @@ class Scripts:
     move_queue: AsyncScript
     escalate: AsyncScript
     escalation_settled: AsyncScript
+    adopt_call: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
