@@ -28,9 +28,9 @@ class Keys:
 
     def advocate(self, advocate_id: str) -> str:
         """HASH name, endpoint, skills csv, roles csv, queues csv, token_hash,
-        state, state_since ms, idle_since ms, call, and escalated_from (the
-        state a supervisor was in before a crisis escalation rang them).
-        Permanent until removal."""
+        state, state_since ms, idle_since ms, call, and escalated_from and
+        escalated_call (the state, and call, a supervisor had before a crisis
+        escalation rang them). Permanent until removal."""
         return f"{self.prefix}adv:{advocate_id}"
 
     def advocate_state_pattern(self) -> str:

@@ -61,13 +61,13 @@ class MenuOutcome:
     path: tuple[str, ...]
     no_input: bool
     relay: bool = False
+    pressed: bool = False  # any digit at all, valid or not
 
     @property
     def silent(self) -> bool:
         """The caller pressed nothing at all: perhaps a relay operator still
         typing, perhaps someone who cannot speak. Routed, never dropped."""
-        return self.no_input and all(step.endswith(":no_input") or step.startswith("entry:")
-                                     for step in self.path)
+        return self.no_input and not self.pressed
 
 
 @dataclass(frozen=True)

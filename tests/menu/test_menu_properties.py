@@ -40,8 +40,10 @@ def feed(session: MenuSession, event: tuple) -> tuple:
 
 def silence_bound(menu: MenuDefinition) -> int:
     # per node: a guard and a no-input timeout per try, then one closing announcement;
-    # fallbacks never cycle, so a silent caller visits each node at most once
-    return sum(2 * (node.retries + 1) + 1 for node in menu.nodes.values())
+    # fallbacks never cycle, so a silent caller visits each node at most once. Plus one:
+    # silence may begin during the announcement of a choice already made, whose end
+    # re-enters a node the caller has visited (an option that loops back).
+    return sum(2 * (node.retries + 1) + 1 for node in menu.nodes.values()) + 1
 
 
 class Checker:
