@@ -88,3 +88,12 @@ class Keys:
         """HASH sha256(token) hex -> advocate id. Entry lives as long as the
         advocate keeps that token hash."""
         return f"{self.prefix}tokens"
+
+    def supervisor_audit(self) -> str:
+        """LIST of JSON entries, newest first: every supervisor action on a
+        call (listen, whisper, barge, switch, stop, and how each session
+        ended), with who, when, which call and which mode; never a caller's
+        number. Capped at the newest `max_entries` (LTRIM on every push) and
+        expiring `retention` after the last push (EXPIRE on every push). Not
+        used by the Lua scripts."""
+        return f"{self.prefix}audit:supervisor"
