@@ -2,7 +2,8 @@
 
 Every request but /metrics, /healthz and /openapi.json carries an advocate's
 bearer token. An advocate acts on their own record only; supervisors (role
-``supervisor``) may read everyone's and look calls up. Tokens are kept only
+``supervisor``) may read everyone's, look calls up, and listen to, whisper
+to or barge into a connected call (``ivr.monitoring``). Tokens are kept only
 as SHA-256 digests and compared in constant time. Errors are JSON
 ``{"error": "..."}`` with a 4xx that says why.
 """
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from ivr.monitoring import MonitorAnswer, Mode, parse_mode
 from ivr.openapi import OPENAPI
 from metrics.hotline import HotlineMetrics
 from routing.advocates import Advocate, AdvocateState
@@ -99,11 +101,18 @@ class InterpreterControl(Protocol):
         """Hand the request to the call; False if this engine does not hold the call."""
 
 
+class MonitorControl(Protocol):
+    async def request(self, call_id: str, supervisor: str, mode: Mode | None) -> MonitorAnswer | None:
+        """The call's answer to a supervisor starting, switching (``mode``) or
+        stopping (None) monitoring; None if this engine does not hold the call."""
+
+
 class Api:
     def __init__(self, store: RoutingStore, auth: Authenticator, metrics: HotlineMetrics,
                  queues: Sequence[str], health: Callable[[], dict[str, bool]],
-                 interpreters: InterpreterControl | None = None) -> None:
+                 interpreters: InterpreterControl | None = None, monitoring: MonitorControl | None = None) -> None:
         self.interpreters = interpreters
+        self.monitoring = monitoring
         self.store = store
         self.auth = auth
         self.metrics = metrics
@@ -122,6 +131,8 @@ class Api:
             web.get("/calls/{id}", self.get_call),
             web.post("/calls/{id}/interpreter", self.add_interpreter),
             web.delete("/calls/{id}/interpreter", self.remove_interpreter),
+            web.post("/calls/{id}/monitor", self.monitor),
+            web.delete("/calls/{id}/monitor", self.stop_monitoring),
         ])
         return app
 
@@ -261,6 +272,47 @@ class Api:
         if not self.interpreters.request(call_id, None, remove=True):
             raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         return web.json_response({"call": call_id, "status": "removing"}, status=202)
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        """A supervisor listens, whispers to the advocate or barges in; the same
+        supervisor posting another mode switches to it."""
+        principal = self._authorise(request)  # supervisors only
+        body = await _json_body(request)
+        try:
+            mode = parse_mode(body.get("mode"))
+        except ValueError as exc:
+            raise _error(web.HTTPUnprocessableEntity, f"mode: {exc}") from None
+        call_id = await self._connected_call(request)
+        answer = await self._ask(call_id, principal, mode)
+        return web.json_response({"call": call_id, "mode": str(mode), "status": answer.status},
+                                 status=200 if answer.status == "unchanged" else 202)
+
+    async def stop_monitoring(self, request: web.Request) -> web.Response:
+        principal = self._authorise(request)
+        call_id = await self._connected_call(request)
+        answer = await self._ask(call_id, principal, None)
+        return web.json_response({"call": call_id, "status": answer.status}, status=202)
+
+    async def _connected_call(self, request: web.Request) -> str:
+        call_id = request.match_info["id"]
+        record = await self.store.get_call(call_id)
+        if record is None:
+            raise _error(web.HTTPNotFound, f"no call {call_id!r}")
+        if record.get("state") != "bridged":
+            raise _error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
+        return call_id
+
+    async def _ask(self, call_id: str, principal: Principal, mode: Mode | None) -> MonitorAnswer:
+        if self.monitoring is None:
+            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+        answer = await self.monitoring.request(call_id, principal.advocate_id, mode)
+        if answer is None:
+            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+        if answer.status == "timeout":
+            raise _error(web.HTTPServiceUnavailable, answer.detail)
+        if not answer.accepted:
+            raise _error(web.HTTPConflict, answer.detail)
+        return answer
 
 
 async def _json_body(request: web.Request) -> dict[str, object]:

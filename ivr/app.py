@@ -26,6 +26,7 @@ from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
 from ivr.menu import load_menu
+from ivr.monitoring import MonitorDesk
 from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
 from ivr.relay import RelayDetector
@@ -34,6 +35,7 @@ from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
+from routing.audit import SupervisorAudit
 from routing.errors import RoutingError
 from routing.keys import Keys
 from routing.policy import CallPlan, QueuePolicy, plan_call
@@ -52,6 +54,7 @@ class Running:
     metrics: HotlineMetrics
     stream: EventStream
     http_port: int
+    audit: SupervisorAudit
 
 
 @contextlib.asynccontextmanager
@@ -76,7 +79,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
         password=settings.redis.password.get_secret_value() if settings.redis.password else None)
     queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
-    store = RoutingStore(redis_client, queues=queues, keys=Keys(settings.redis.key_prefix))
+    keys = Keys(settings.redis.key_prefix)
+    store = RoutingStore(redis_client, queues=queues, keys=keys)
+    monitoring = settings.monitoring
+    audit = SupervisorAudit(redis_client, keys, max_entries=monitoring.audit_max_entries,
+                            retention_s=monitoring.audit_retention_days * 86400)
     session = aiohttp.ClientSession()
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
@@ -96,13 +103,14 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                         is_relay=RelayDetector(routing.relay.numbers, routing.relay.dids),
                         relay_menu_factor=routing.relay.menu_timeout_factor,
                         supervisor_ring_s=routing.crisis.supervisor_ring_s, ari_url=settings.ari.url,
-                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes)
+                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes,
+                        monitor_ring_s=monitoring.ring_s)
     for policy in policies.values():
         metrics.service_level_target.labels(queue=policy.name).set(policy.service_level_s)
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
-        menu=menu, hasher=hasher, wrap_up=wrap_up, forget=eng.forget))
+        menu=menu, hasher=hasher, wrap_up=wrap_up, forget=eng.forget, audit=audit))
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
@@ -111,8 +119,10 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
         if interpreters.providers else None
+    monitor_desk = MonitorDesk(engine.dispatcher.post, timeout_s=monitoring.request_timeout_s,
+                               endpoints={a.id: a.endpoint for a in settings.advocates if "supervisor" in a.roles})
     api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
-              health=lambda: {"ari": stream.connected}, interpreters=desk)
+              health=lambda: {"ari": stream.connected}, interpreters=desk, monitoring=monitor_desk)
     runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=5)
     try:
         await _sync_roster(store, settings)
@@ -130,7 +140,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         tasks.spawn(stream.run(), name="ari-events")
         log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
                  settings.engine.http_host, port)
-        yield Running(engine, store, metrics, stream, port)
+        yield Running(engine, store, metrics, stream, port, audit)
     finally:
         await tasks.close()
         await runner.cleanup()

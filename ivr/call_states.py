@@ -13,6 +13,7 @@ from ivr.escalation import Escalation
 from ivr.feature_codes import FeatureCodes
 from ivr.interpreting import Interpreting
 from ivr.menu import MenuSession
+from ivr.monitoring import Monitoring
 from routing.queues import Offer
 
 
@@ -84,6 +85,7 @@ class Connected:
     bridge: str
     codes: FeatureCodes
     interpreting: Interpreting | None = None
+    monitoring: Monitoring | None = None  # a supervisor listening, whispering or barging in
 
 
 @dataclass

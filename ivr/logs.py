@@ -17,6 +17,11 @@ class LogfmtFormatter(logging.Formatter):
         message = record.getMessage().replace('"', "'")
         line = f'ts={stamp}.{int(record.msecs):03d}Z level={record.levelname.lower()} ' \
                f'logger={record.name} msg="{message}"'
+        # An audit line carries its fields as keys of their own (extra={"fields": {...}}),
+        # so a log shipper can index "supervisor=sam" without parsing the message.
+        for key, value in getattr(record, "fields", {}).items():
+            text = str(value).replace('"', "'")
+            line += f' {key}="{text}"' if not text or " " in text or "=" in text else f" {key}={text}"
         if record.exc_info:
             line += f' exc="{self.formatException(record.exc_info)!r}"'
         return line

@@ -8,6 +8,12 @@ _ADVOCATE = {"description": "The advocate's record",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Advocate"}}}}
 _ID = {"name": "id", "in": "path", "required": True,
        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+_CALL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _monitoring(description: str) -> dict[str, object]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Monitoring"}}}}
 
 
 def _action(summary: str) -> dict[str, object]:
@@ -19,8 +25,8 @@ def _action(summary: str) -> dict[str, object]:
 OPENAPI: dict[str, object] = {
     "openapi": "3.1.0",
     "info": {"title": "Hotline engine", "version": "1",
-             "description": "Advocate state and supervisor look-ups. Bearer token per advocate; "
-                            "an advocate acts on their own record, supervisors on any."},
+             "description": "Advocate state, supervisor look-ups and call monitoring. Bearer token per "
+                            "advocate; an advocate acts on their own record, supervisors on any."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -33,6 +39,10 @@ OPENAPI: dict[str, object] = {
                 "skills": {"type": "array", "items": {"type": "string"}},
                 "roles": {"type": "array", "items": {"type": "string"}},
                 "call": {"type": ["string", "null"]}}},
+            "Monitoring": {"type": "object", "required": ["call", "status"], "properties": {
+                "call": {"type": "string"},
+                "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
+                "status": {"type": "string", "enum": ["dialling", "switching", "unchanged", "stopping"]}}},
             "Call": {"type": "object", "required": ["id"], "properties": {
                 "id": {"type": "string"}, "queue": {"type": "string"}, "state": {"type": "string"},
                 "language": {"type": "string"}, "call_type": {"type": "string"},
@@ -83,6 +93,23 @@ OPENAPI: dict[str, object] = {
                                        "schema": {"type": "string"}}],
                        "responses": {"202": {"description": "the interpreter is leaving"},
                                      "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR}}},
+        "/calls/{id}/monitor": {
+            "post": {"summary": "Supervisor: listen, whisper to the advocate, or barge in; another mode switches",
+                     "description": "The supervisor's phone (their roster endpoint) rings; listen: hears caller "
+                                    "and advocate, heard by nobody; whisper: heard by the advocate only; barge: "
+                                    "all three hear each other. Every action is audited.",
+                     "parameters": [_CALL_ID],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["mode"], "properties": {"mode": {
+                             "type": "string", "enum": ["listen", "whisper", "barge"]}}}}}},
+                     "responses": {"200": _monitoring("already in that mode"),
+                                   "202": _monitoring("dialling the supervisor, or switching mode"),
+                                   "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                                   "409": _ERROR, "422": _ERROR, "503": _ERROR}},
+            "delete": {"summary": "Supervisor: stop monitoring the call (the supervisor's phone hangs up)",
+                       "parameters": [_CALL_ID],
+                       "responses": {"202": _monitoring("stopping"), "401": _ERROR, "403": _ERROR,
+                                     "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
         "/calls/{id}": {"get": {"summary": "A call's record (supervisor); never the caller's number",
                                 "parameters": [{"name": "id", "in": "path", "required": True,
                                                 "schema": {"type": "string"}}],

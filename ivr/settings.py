@@ -211,6 +211,20 @@ class RoutingSettings(_Section):
         return CrisisPolicy(self.crisis.escalate_after_s)
 
 
+class MonitoringSettings(_Section):
+    """Supervisors listening to, whispering to and barging into calls."""
+
+    # How long the supervisor's phone rings before the request lapses.
+    ring_s: Seconds = 30.0
+    # How long the API waits for the call to take a request (its mailbox may
+    # be busy with a slow ARI request) before answering 503.
+    request_timeout_s: Seconds = 5.0
+    # The audit trail in Redis: the newest entries kept, and for how long
+    # after the last action (the log lines are the long-term record).
+    audit_max_entries: Annotated[int, Field(ge=1)] = 10000
+    audit_retention_days: Annotated[int, Field(ge=1)] = 90
+
+
 class MenuSettings(_Section):
     path: Path = REPO / "dialplans" / "menu.toml"
     prompts_dir: Path = REPO / "dialplans" / "prompts"
@@ -256,6 +270,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     lines: LinesSettings = LinesSettings()
     routing: RoutingSettings = RoutingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     menu: MenuSettings = MenuSettings()
     privacy: PrivacySettings
     advocates: tuple[AdvocateSettings, ...] = ()
