@@ -326,9 +326,12 @@ class Monitoring:
             snoop = f"{self.leg}-snoop{next(self._snoops)}"
             self._route(snoop)
             self.snoop, self.directions = snoop, directions
-            # The snoop enters our app on its own; it joins the bridge on its StasisStart.
+            # The snoop enters our app on its own; it joins the bridge on its
+            # StasisStart. Its appArgs repeat the directions, so ARI's view of
+            # the channel (dialplan.app_data) says what it was created with.
             await self.s.rest.snoop(self.call.advocate_leg, app=self.s.config.app, spy=directions.spy,
-                                    whisper=directions.whisper, snoop_id=snoop, app_args=f"snoop,{self.call.key}")
+                                    whisper=directions.whisper, snoop_id=snoop,
+                                    app_args=f"snoop,{self.call.key},{directions.spy},{directions.whisper}")
         except AriNotFound:
             # The supervisor's or the advocate's leg went meanwhile: its own
             # events end the session or the call.
