@@ -22,7 +22,6 @@ maximum wait goes to the backup destination, told so.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 
@@ -106,7 +105,6 @@ class CallActor:
         # Joined as soon as the advocate answers: the operator for "other
         # languages", Spanish after an overflow.
         self.interpreter_on_answer: InterpreterRequest | None = None
-        self._monitor_serial = itertools.count(1)
         self._enqueued_at = time.monotonic()
 
     def __repr__(self) -> str:
@@ -702,8 +700,7 @@ class CallActor:
             return
         connected = self.state
         call = CallLine(self.key, connected.bridge, connected.leg, connected.offer.advocate_id)
-        connected.monitoring = await carry_out(request, connected.monitoring, call,
-                                               serial=lambda: next(self._monitor_serial), services=self.s)
+        connected.monitoring = await carry_out(request, connected.monitoring, call, services=self.s)
 
     async def _feature_digit(self, connected: Connected, digit: str) -> None:
         outcome = connected.codes.digit(digit)

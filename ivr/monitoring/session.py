@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ivr.ari.errors import AriBadRequest, AriConflict, AriError, AriNotFound
@@ -31,14 +31,14 @@ class CallLine:
 
 
 async def carry_out(request: MonitorRequest, session: Monitoring | None, call: CallLine, *,
-                    serial: Callable[[], int], services: CallServices) -> Monitoring | None:
+                    services: CallServices) -> Monitoring | None:
     """Answer ``request`` and act on it; the session the call has afterwards."""
     decision = decide(session.record if session is not None else None, supervisor=request.supervisor,
                       mode=request.mode, advocate=call.advocate)
     request.answer(answer_for(decision))
     match decision:
         case Start(mode=mode):
-            session = Monitoring(call, serial(), request.supervisor, request.endpoint, mode, services)
+            session = Monitoring(call, request.supervisor, request.endpoint, mode, services)
             await session.start()
         case Switch(mode=mode) if session is not None:
             await session.switch(mode, by=request.supervisor)
@@ -52,14 +52,17 @@ async def carry_out(request: MonitorRequest, session: Monitoring | None, call: C
 class Monitoring:
     """One supervisor's session on one call: their leg, the snoop, their bridge."""
 
-    def __init__(self, call: CallLine, serial: int, supervisor: str, endpoint: str, mode: Mode,
+    def __init__(self, call: CallLine, supervisor: str, endpoint: str, mode: Mode,
                  services: CallServices) -> None:
         self.call = call
         self.supervisor = supervisor
         self.endpoint = endpoint
         self.mode = mode
         self.s = services
-        self.leg = f"{call.key}-mon{serial}"
+        # Unique beyond this engine: one that adopts the call after this one
+        # died starts afresh, while the dead one's bridge (and a snoop, until
+        # audio frees it) may still be there under its id.
+        self.leg = f"{call.key}-mon-{secrets.token_hex(3)}"
         self.bridge = f"{self.leg}-bridge"
         self.snoop: str | None = None
         self.directions: SnoopDirections | None = None

@@ -10,16 +10,21 @@ channel and who it is bridged with.
 from __future__ import annotations
 
 import asyncio
+import signal
 from dataclasses import dataclass
 
+import aiohttp
+
+from ivr.app import running_engine
 from ivr.ari.errors import AriNotFound
 from ivr.ari.rest import AriRest
 from ivr.monitoring import Mode, MonitorRecord
 from ivr.sandbox.phones_client import PhonesClient
 from routing.audit import AuditEntry
 
-from .conftest import PHONES, EngineApi, eventually, metric_value
+from .conftest import PHONES, EngineApi, eventually, metric_value, settings_with
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
+from .test_engine_restart import DOOMED_PORT, healthy, start_doomed_engine
 
 SUPERVISOR = "sam"
 TONE = "tone:440"
@@ -275,3 +280,45 @@ async def test_a_supervisor_cannot_monitor_the_call_they_are_taking(
 
     assert status == 409 and "is the advocate on this call" in body["error"]
     assert record_of(engine, call) is None
+
+
+async def test_a_new_engine_adopts_the_call_but_not_a_dead_engines_monitoring(
+        phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession):
+    doomed = await start_doomed_engine()
+    try:
+        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
+        first = EngineApi(http, DOOMED_PORT)
+        await first.act("ana", "login")
+        caller = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+        advocate = await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
+        (hotline_call,) = [c.id for c in await ari.list_channels() if c.dialplan.app_data == f"hotline,{TOLL_FREE}"]
+
+        async def bridged():
+            return (await first.request("GET", f"/calls/{hotline_call}", SUPERVISOR))[1].get("state") == "bridged"
+        await eventually(bridged, 5, "the call connected")
+        status, body = await first.request("POST", f"/calls/{hotline_call}/monitor", SUPERVISOR,
+                                           json={"mode": "whisper"})
+        assert status == 202, body
+        supervisor = await phones.wait_for(answered_at(PHONES[SUPERVISOR]), ARRANGE_S, what="sam answering")
+
+        async def snooping():
+            return any(c.id.startswith(f"{hotline_call}-mon-") and "-snoop" in c.id for c in await ari.list_channels())
+        await eventually(snooping, ARRANGE_S, "the snoop in place")
+    finally:
+        if doomed.returncode is None:
+            doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+
+    async with running_engine(settings_with()) as engine:
+        await phones.wait_for(lambda e: e["call"] == supervisor["call"] and e["kind"] == "ended", 10,
+                              what="the dead engine's supervisor leg hung up")
+        async def adopted():
+            return hotline_call in engine.engine.calls
+        await eventually(adopted, 10, "the new engine holding the call")
+        assert (await phones.call(caller["id"]))["state"] == "answered"
+        assert (await phones.call(advocate["call"]))["state"] == "answered"
+        # The supervisor may ask the new engine.
+        await phones.mark()
+        api = EngineApi(http, engine.http_port)
+        call = LiveCall(hotline_call, caller["id"], advocate["call"])
+        await monitor(engine, api, phones, ari, call, Mode.LISTEN)
