@@ -32,6 +32,7 @@ from ivr.relay import RelayDetector
 from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
+from ivr.throttle import BadTokenThrottle
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.errors import RoutingError
@@ -111,7 +112,10 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
         if interpreters.providers else None
-    api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
+    throttle = BadTokenThrottle(settings.api.bad_tokens_max, settings.api.bad_tokens_window_s,
+                                settings.api.bad_tokens_clients_max)
+    auth = Authenticator(roster, throttle, settings.api.trusted_proxies)
+    api = Api(store, auth, metrics, [q.name for q in queues],
               health=lambda: {"ari": stream.connected}, interpreters=desk)
     runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=5)
     try:

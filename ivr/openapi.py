@@ -4,6 +4,10 @@ from __future__ import annotations
 
 _ERROR = {"description": "Why the request was refused",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+# A client that presented too many unknown tokens, whatever it sends now.
+_THROTTLED = {"description": "Too many unknown tokens from this address; retry after the given seconds",
+              "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ADVOCATE = {"description": "The advocate's record",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Advocate"}}}}
 _ID = {"name": "id", "in": "path", "required": True,
@@ -92,3 +96,11 @@ OPENAPI: dict[str, object] = {
                                               "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
     },
 }
+
+# Every operation behind a token may be refused for a guessing client, and
+# reads Redis, which may be unreachable.
+for _item in OPENAPI["paths"].values():  # type: ignore[attr-defined]
+    for _operation in _item.values():
+        if _operation.get("security") != []:
+            _operation["responses"].setdefault("429", _THROTTLED)
+            _operation["responses"].setdefault("503", _ERROR)

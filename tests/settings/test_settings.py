@@ -190,6 +190,8 @@ def test_unknown_key_is_refused_naming_it(tmp_path: Path, extra: str, key: str) 
     ('[engine]\nsandbox = "perhaps"\n', "engine.sandbox"),
     ('[routing]\nwrap_up_s = -1\n', "routing.wrap_up_s"),
     ('[engine]\nlog_level = "LOUD"\n', "engine.log_level"),
+    ('[api]\ntrusted_proxies = ["proxy.example"]\n', "api.trusted_proxies"),
+    ('[api]\nbad_tokens_max = 0\n', "api.bad_tokens_max"),
     ('[[advocates]]\nid = "a1"\nname = "A"\nendpoint = "PJSIP/a1"\ntoken_sha256 = "abc"\n',
      "advocates.0.token_sha256"),
 ])
