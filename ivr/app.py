@@ -25,6 +25,7 @@ from ivr.offers import OffersListener
 from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
+from ivr.logs import redact_url
 from ivr.menu import load_menu
 from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
@@ -181,7 +182,8 @@ async def _sync_roster(store: RoutingStore, settings: Settings) -> None:
         for a in settings.advocates:
             await store.upsert_advocate(a.id, a.name, a.endpoint, a.skills, a.roles, a.token_sha256)
     except RoutingError as exc:
-        raise SystemExit(f"redis at {settings.redis.url}: unavailable at start-up ({type(exc).__name__})") from exc
+        raise SystemExit(f"redis at {redact_url(settings.redis.url)}: unavailable at start-up "
+                         f"({type(exc).__name__})") from exc
 
 
 async def serve(settings: Settings) -> None:

@@ -96,10 +96,14 @@ class AriSettings(_Section):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        # The URL is logged; the credentials belong in ari.username and ari.password.
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not contain a user or password; set ari.username and ari.password")
         return value.rstrip("/")
 
 
 class RedisSettings(_Section):
+    # May carry a password (redis://:pw@host); it is redacted wherever the URL is shown.
     url: str = "redis://127.0.0.1:6390/0"
     password: SecretStr | None = None
     key_prefix: str = "hl:"
