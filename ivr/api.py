@@ -55,16 +55,16 @@ class Authenticator:
         self._trusted_proxies = frozenset(trusted_proxies)
 
     def principal(self, request: web.Request) -> Principal:
-        client = client_of(request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies)
-        # Before the token is even looked at: a shut-out client learns nothing from it.
-        wait = self._throttle.retry_after(client)
-        if wait is not None:
-            raise _error(web.HTTPTooManyRequests, "too many unknown tokens from this address; try again later",
-                         headers={"Retry-After": str(math.ceil(wait))})
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
+        client = client_of(request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies)
+        # Before the token is looked at: a shut-out client learns nothing from it.
+        wait = self._throttle.retry_after(client)
+        if wait is not None:
+            raise _error(web.HTTPTooManyRequests, "too many unknown tokens from this address; try again later",
+                         headers={"Retry-After": str(math.ceil(wait))})
         # aiohttp decodes header bytes that are not UTF-8 as surrogates; hash the
         # bytes as sent, so such a token is merely unknown rather than a 500.
         digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
