@@ -10,8 +10,10 @@ _THROTTLED = {"description": "Too many unknown tokens from this address; retry a
               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ADVOCATE = {"description": "The advocate's record",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Advocate"}}}}
-_ID = {"name": "id", "in": "path", "required": True,
+_ID = {"name": "id", "in": "path", "required": True, "example": "ana",
        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+# A call is named by its caller channel's id (Asterisk's "<epoch>.<sequence>").
+_CALL_ID = {"name": "id", "in": "path", "required": True, "example": "1732871240.15", "schema": {"type": "string"}}
 
 
 def _action(summary: str) -> dict[str, object]:
@@ -75,7 +77,7 @@ OPENAPI: dict[str, object] = {
         "/advocates/{id}/end-wrap-up": _action("End after-call work early: available"),
         "/calls/{id}/interpreter": {
             "post": {"summary": "Join a tele-interpreter (the advocate on the call, or a supervisor)",
-                     "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                     "parameters": [_CALL_ID],
                      "requestBody": {"required": False, "content": {"application/json": {"schema": {
                          "type": "object", "properties": {"language": {
                              "type": "string", "description": "ISO 639-3 or 639-1; absent: the operator"}}}}}},
@@ -83,13 +85,11 @@ OPENAPI: dict[str, object] = {
                                    "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
                                    "409": _ERROR, "422": _ERROR}},
             "delete": {"summary": "Remove the interpreter",
-                       "parameters": [{"name": "id", "in": "path", "required": True,
-                                       "schema": {"type": "string"}}],
+                       "parameters": [_CALL_ID],
                        "responses": {"202": {"description": "the interpreter is leaving"},
                                      "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR}}},
         "/calls/{id}": {"get": {"summary": "A call's record (supervisor); never the caller's number",
-                                "parameters": [{"name": "id", "in": "path", "required": True,
-                                                "schema": {"type": "string"}}],
+                                "parameters": [_CALL_ID],
                                 "responses": {"200": {"description": "the call",
                                                       "content": {"application/json": {"schema": {
                                                           "$ref": "#/components/schemas/Call"}}}},
