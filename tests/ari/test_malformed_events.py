@@ -18,8 +18,10 @@ from ivr.ari.errors import MalformedEvent
 from ivr.ari.events import Event, parse_event
 from ivr.ari.stream import Backoff, EventStream
 
+from nested_edits import parent_of, paths
+
 from .conftest import FIXTURES, PASSWORD, USERNAME, load_fixture
-from .test_stream import FakeEvents, Script, base_url, events_server  # noqa: F401 (fixture)
+from .test_stream import Script, base_url, events_server  # noqa: F401 (a fixture)
 from .waiting import Journal
 
 FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -57,25 +59,12 @@ def test_any_fields_under_any_type_are_an_event_or_malformed(event_type, fields)
     routed_or_refused({"type": event_type, **fields})
 
 
-def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += paths(value, (*prefix, index))
-    return found
-
-
 @st.composite
 def mutated_fixtures(draw) -> dict[str, Any]:
     """A recorded event with one field deleted, or replaced by any JSON value."""
     raw = copy.deepcopy(load_fixture(draw(st.sampled_from(FIXTURE_NAMES))))
     path = draw(st.sampled_from(paths(raw)))
-    parent = raw
-    for step in path[:-1]:
-        parent = parent[step]
+    parent = parent_of(raw, path)
     if draw(st.booleans()) and isinstance(parent, dict):
         del parent[path[-1]]
     else:

@@ -24,7 +24,7 @@ from ivr.sandbox.phones_client import PhonesClient
 from privacy.number_formats import occurrences
 
 from .conftest import PHONES, TEST_PREFIX, TOKENS, EngineApi, eventually, settings_with
-from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at, rang
+from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at
 
 SPANISH_LINE = "18883737889"
 # One caller number per delivery format the carrier may use, and a relay provider.

@@ -4,19 +4,17 @@ engine's log of that refusal carries no password."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ResponseError
 
-from ivr.ari.stream import Backoff, EventStream
 from ivr.sandbox.control import ETC_IN_ROOT
+from stream_attempts import attempt_events_stream
 
 WRONG_PASSWORD = "not-the-ari-password-3c61"
 
@@ -44,24 +42,9 @@ def test_the_sandbox_asterisk_binds_ari_to_loopback(settings, sandbox):
 
 async def test_ari_refuses_a_wrong_password_and_the_log_does_not_show_it(settings, sandbox, caplog):
     caplog.set_level(logging.DEBUG)
-    refused = asyncio.Event()
 
-    async def sleep(_: float) -> None:
-        refused.set()
-        await asyncio.sleep(0)
-
-    async def handler(_: object) -> None:
-        pass
-
-    async with aiohttp.ClientSession() as session:
-        stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username, WRONG_PASSWORD,
-                             "hotline-exposure-test", handler, backoff=Backoff(0.01, 0.01), sleep=sleep)
-        task = asyncio.create_task(stream.run())
-        try:
-            await asyncio.wait_for(refused.wait(), 10)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    await attempt_events_stream(f"{settings.ari.url}/ari", settings.ari.username, WRONG_PASSWORD, attempts=1,
+                                app="hotline-exposure-test")
 
     assert "handshake refused with HTTP 401" in caplog.text
     assert WRONG_PASSWORD not in caplog.text

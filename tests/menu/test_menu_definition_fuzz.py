@@ -17,6 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nested_edits import parent_of, paths
+
 from ivr.menu import MenuDefinition, MenuError, MenuSession, StartTimer, parse_menu
 
 REAL = tomllib.loads((Path(__file__).resolve().parents[2] / "dialplans" / "menu.toml").read_text(encoding="utf-8"))
@@ -33,18 +35,8 @@ toml_values = st.recursive(toml_scalars,
                            | st.dictionaries(st.text(max_size=10), inner, max_size=3),
                            max_leaves=8)
 
-WHERE = re.compile(r"^menu\.toml: (node '|entry '|key '|languages|defaults|playback_guard|start |'nodes'|entries)")
-
-
-def paths(node, prefix=()):
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += paths(value, (*prefix, index))
-    return found
+# The start of every MenuError: the file, then the node, entry, key or section at fault.
+WHERE = re.compile(r"^menu\.toml: (node |entry |key |languages|defaults|playback_guard|start |'nodes'|entries)")
 
 
 @st.composite
@@ -54,9 +46,7 @@ def edited_menus(draw) -> dict:
         path = draw(st.sampled_from(paths(data) or [()]))
         if not path:
             break
-        parent = data
-        for step in path[:-1]:
-            parent = parent[step]
+        parent = parent_of(data, path)
         action = draw(st.sampled_from(["delete", "replace", "add"]))
         if action == "delete":
             del parent[path[-1]]

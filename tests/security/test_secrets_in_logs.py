@@ -7,7 +7,6 @@ password.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -22,10 +21,10 @@ from aiohttp.test_utils import TestServer
 from ivr.app import running_engine
 from ivr.ari.errors import AriError
 from ivr.ari.rest import AriRest
-from ivr.ari.stream import Backoff, EventStream
 from ivr.cli import SANDBOX_CONFIG
 from ivr.logs import redact_url
 from ivr.settings import load_settings
+from stream_attempts import attempt_events_stream
 
 ARI_PASSWORD = "ari-pw-5f1e93c7"
 REDIS_PASSWORD = "redis-pw-0b7d2a94"
@@ -53,36 +52,10 @@ async def refusing_ari() -> AsyncIterator[str]:
         await server.close()
 
 
-async def stream_until(base_url: str, delays: int) -> None:
-    """Run an EventStream with ARI_PASSWORD until it has backed off ``delays`` times."""
-    backed_off = asyncio.Event()
-    count = 0
-
-    async def sleep(_: float) -> None:
-        nonlocal count
-        count += 1
-        if count >= delays:
-            backed_off.set()
-        await asyncio.sleep(0)
-
-    async def handler(_: object) -> None:
-        pass
-
-    async with aiohttp.ClientSession() as session:
-        stream = EventStream(session, base_url, "hotline", ARI_PASSWORD, "hotline", handler,
-                             backoff=Backoff(0.01, 0.01), sleep=sleep, connect_timeout_s=1)
-        task = asyncio.create_task(stream.run())
-        try:
-            await asyncio.wait_for(backed_off.wait(), 10)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
 async def test_a_refused_ari_login_is_logged_by_status_without_the_password(refusing_ari, caplog):
     caplog.set_level(logging.DEBUG)
 
-    await stream_until(refusing_ari, delays=2)
+    await attempt_events_stream(refusing_ari, "hotline", ARI_PASSWORD, attempts=2)
 
     assert "handshake refused with HTTP 401" in caplog.text
     assert ARI_PASSWORD not in caplog.text
@@ -91,7 +64,7 @@ async def test_a_refused_ari_login_is_logged_by_status_without_the_password(refu
 async def test_an_unreachable_asterisk_is_logged_without_the_password(caplog):
     caplog.set_level(logging.DEBUG)
 
-    await stream_until(f"http://127.0.0.1:{free_port()}/ari", delays=2)
+    await attempt_events_stream(f"http://127.0.0.1:{free_port()}/ari", "hotline", ARI_PASSWORD, attempts=2)
 
     assert "connection failed" in caplog.text
     assert ARI_PASSWORD not in caplog.text
