@@ -4,8 +4,9 @@ Every request but /metrics, /healthz and /openapi.json carries an advocate's
 bearer token. An advocate acts on their own record only; supervisors (role
 ``supervisor``) may read everyone's, look calls up, and listen to, whisper
 to or barge into a connected call (``ivr.monitoring``). Tokens are kept only
-as SHA-256 digests and compared in constant time. Errors are JSON
-``{"error": "..."}`` with a 4xx that says why.
+as SHA-256 digests and compared in constant time; a client that keeps
+presenting unknown tokens is refused for a while (``ivr.throttle``). Errors
+are JSON ``{"error": "..."}`` with a 4xx that says why.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +25,7 @@ from aiohttp import web
 
 from ivr.monitoring import MonitorAnswer, Mode, parse_mode
 from ivr.openapi import OPENAPI
+from ivr.throttle import BadTokenThrottle, client_of
 from metrics.hotline import HotlineMetrics
 from routing.advocates import Advocate, AdvocateState
 from routing.errors import InvalidTransition, RoutingError, UnknownAdvocate
@@ -47,14 +50,23 @@ class RosterEntry:
 
 
 class Authenticator:
-    def __init__(self, roster: Sequence[RosterEntry]) -> None:
+    def __init__(self, roster: Sequence[RosterEntry], throttle: BadTokenThrottle,
+                 trusted_proxies: Collection[str] = ()) -> None:
         self._roster = tuple(roster)
+        self._throttle = throttle
+        self._trusted_proxies = frozenset(trusted_proxies)
 
     def principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
+        client = client_of(request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies)
+        # Before the token is looked at: a shut-out client learns nothing from it.
+        wait = self._throttle.retry_after(client)
+        if wait is not None:
+            raise _error(web.HTTPTooManyRequests, "too many unknown tokens from this address; try again later",
+                         headers={"Retry-After": str(math.ceil(wait))})
         # aiohttp decodes header bytes that are not UTF-8 as surrogates; hash the
         # bytes as sent, so such a token is merely unknown rather than a 500.
         digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
@@ -64,12 +76,16 @@ class Authenticator:
             if hmac.compare_digest(entry.token_sha256, digest):
                 found = entry
         if found is None:
+            if self._throttle.failed(client):
+                log.warning("api: client %s refused for a while after %d unknown tokens", client,
+                            self._throttle.max_failures)
             raise _error(web.HTTPUnauthorized, "unknown token")
         return Principal(found.advocate_id, found.supervisor)
 
 
-def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
-    return kind(text=json.dumps({"error": message}), content_type="application/json")
+def _error(kind: type[web.HTTPException], message: str,
+           headers: dict[str, str] | None = None) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
 def _advocate_json(advocate: Advocate) -> dict[str, object]:

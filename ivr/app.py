@@ -25,6 +25,7 @@ from ivr.offers import OffersListener
 from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
+from ivr.logs import redact_url
 from ivr.menu import load_menu
 from ivr.monitoring import MonitorDesk
 from ivr.prompts import load_prompts, prompt_catalog
@@ -33,6 +34,7 @@ from ivr.relay import RelayDetector
 from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
+from ivr.throttle import BadTokenThrottle
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
@@ -115,13 +117,17 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
                          on_connected=engine.reconcile, on_state=lambda up: metrics.ari_connected.set(int(up)),
+                         on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
         if interpreters.providers else None
     monitor_desk = MonitorDesk(engine.dispatcher.post, timeout_s=monitoring.request_timeout_s,
                                endpoints={a.id: a.endpoint for a in settings.advocates if "supervisor" in a.roles})
-    api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
+    throttle = BadTokenThrottle(settings.api.bad_tokens_max, settings.api.bad_tokens_window_s,
+                                settings.api.bad_tokens_clients_max)
+    auth = Authenticator(roster, throttle, settings.api.trusted_proxies)
+    api = Api(store, auth, metrics, [q.name for q in queues],
               health=lambda: {"ari": stream.connected}, interpreters=desk, monitoring=monitor_desk)
     runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=5)
     try:
@@ -187,7 +193,8 @@ async def _sync_roster(store: RoutingStore, settings: Settings) -> None:
         for a in settings.advocates:
             await store.upsert_advocate(a.id, a.name, a.endpoint, a.skills, a.roles, a.token_sha256)
     except RoutingError as exc:
-        raise SystemExit(f"redis at {settings.redis.url}: unavailable at start-up ({type(exc).__name__})") from exc
+        raise SystemExit(f"redis at {redact_url(settings.redis.url)}: unavailable at start-up "
+                         f"({type(exc).__name__})") from exc
 
 
 async def serve(settings: Settings) -> None:

@@ -50,6 +50,13 @@ class Engine:
     # -- ARI events -----------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
+        if isinstance(event, UnknownEvent):
+            # No call handles a type we do not model. Those we know we need
+            # not are quiet; any other is counted, so a new one gets noticed.
+            if event.type not in QUIET:
+                self.services.metrics.ari_events_skipped.labels(reason="unknown_type").inc()
+                log.info("ARI event %s not handled; skipped", event.type)
+            return
         self.dispatcher.deliver(event)
 
     def on_unrouted(self, event: Event) -> None:
@@ -61,9 +68,6 @@ class Engine:
                 self.tasks.spawn(self._hang_up(event.channel.id), name=f"orphan-leg-{event.channel.id}")
             case StasisStart():
                 self._new_call(event)
-            case UnknownEvent():
-                self.services.metrics.ari_events_skipped.labels(reason="unknown_type").inc()
-                log.info("ARI event %s not handled; skipped", event.type)
             case _ if event.type not in QUIET:
                 log.debug("ARI %s for no call; skipped", event.type)
 

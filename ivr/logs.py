@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
+from yarl import URL
+
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -25,6 +27,20 @@ class LogfmtFormatter(logging.Formatter):
         if record.exc_info:
             line += f' exc="{self.formatException(record.exc_info)!r}"'
         return line
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log or an error: a password in it (redis://:pw@host,
+    ?password=pw) becomes ``***``. Unparseable text is not shown at all."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return "<unparseable URL>"
+    if parsed.password is not None:
+        parsed = parsed.with_password("***")
+    if "password" in parsed.query:
+        parsed = parsed.update_query(password="***")
+    return str(parsed)
 
 
 def configure(level: str = "INFO") -> None:

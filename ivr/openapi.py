@@ -4,11 +4,16 @@ from __future__ import annotations
 
 _ERROR = {"description": "Why the request was refused",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+# A client that presented too many unknown tokens, whatever it sends now.
+_THROTTLED = {"description": "Too many unknown tokens from this address; retry after the given seconds",
+              "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ADVOCATE = {"description": "The advocate's record",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Advocate"}}}}
-_ID = {"name": "id", "in": "path", "required": True,
+_ID = {"name": "id", "in": "path", "required": True, "example": "ana",
        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
-_CALL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+# A call is named by its caller channel's id (Asterisk's "<epoch>.<sequence>").
+_CALL_ID = {"name": "id", "in": "path", "required": True, "example": "1732871240.15", "schema": {"type": "string"}}
 
 
 def _monitoring(description: str) -> dict[str, object]:
@@ -81,7 +86,7 @@ OPENAPI: dict[str, object] = {
         "/advocates/{id}/end-wrap-up": _action("End after-call work early: available"),
         "/calls/{id}/interpreter": {
             "post": {"summary": "Join a tele-interpreter (the advocate on the call, or a supervisor)",
-                     "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                     "parameters": [_CALL_ID],
                      "requestBody": {"required": False, "content": {"application/json": {"schema": {
                          "type": "object", "properties": {"language": {
                              "type": "string", "description": "ISO 639-3 or 639-1; absent: the operator"}}}}}},
@@ -89,8 +94,7 @@ OPENAPI: dict[str, object] = {
                                    "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
                                    "409": _ERROR, "422": _ERROR}},
             "delete": {"summary": "Remove the interpreter",
-                       "parameters": [{"name": "id", "in": "path", "required": True,
-                                       "schema": {"type": "string"}}],
+                       "parameters": [_CALL_ID],
                        "responses": {"202": {"description": "the interpreter is leaving"},
                                      "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR}}},
         "/calls/{id}/monitor": {
@@ -111,11 +115,18 @@ OPENAPI: dict[str, object] = {
                        "responses": {"202": _monitoring("stopping"), "401": _ERROR, "403": _ERROR,
                                      "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
         "/calls/{id}": {"get": {"summary": "A call's record (supervisor); never the caller's number",
-                                "parameters": [{"name": "id", "in": "path", "required": True,
-                                                "schema": {"type": "string"}}],
+                                "parameters": [_CALL_ID],
                                 "responses": {"200": {"description": "the call",
                                                       "content": {"application/json": {"schema": {
                                                           "$ref": "#/components/schemas/Call"}}}},
                                               "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
     },
 }
+
+# Every operation behind a token may be refused for a guessing client, and
+# reads Redis, which may be unreachable.
+for _item in OPENAPI["paths"].values():  # type: ignore[attr-defined]
+    for _operation in _item.values():
+        if _operation.get("security") != []:
+            _operation["responses"].setdefault("429", _THROTTLED)
+            _operation["responses"].setdefault("503", _ERROR)

@@ -8,6 +8,7 @@ or value stops the engine at start-up with a message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -58,6 +59,31 @@ class EngineSettings(_Section):
         return value.upper()
 
 
+class ApiSettings(_Section):
+    """The HTTP API's defence against token guessing (see ivr/throttle.py)."""
+
+    # Unknown tokens one client (address; IPv6 /64) may present within the
+    # window; then every request it makes gets 429 until the window moves on.
+    bad_tokens_max: Annotated[int, Field(ge=1)] = 10
+    bad_tokens_window_s: Seconds = 300.0
+    # Clients remembered at once; the least recently failing is forgotten first.
+    bad_tokens_clients_max: Annotated[int, Field(ge=1)] = 10000
+    # Reverse proxies (e.g. the TLS proxy on 127.0.0.1) whose X-Forwarded-For
+    # names the real client. Without them, everyone behind the proxy would
+    # share one counter, and one guesser would lock every advocate out.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return value
+
+
 class AriSettings(_Section):
     url: str = "http://127.0.0.1:8088"
     username: str = "hotline"
@@ -70,10 +96,14 @@ class AriSettings(_Section):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        # The URL is logged; the credentials belong in ari.username and ari.password.
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not contain a user or password; set ari.username and ari.password")
         return value.rstrip("/")
 
 
 class RedisSettings(_Section):
+    # May carry a password (redis://:pw@host); it is redacted wherever the URL is shown.
     url: str = "redis://127.0.0.1:6390/0"
     password: SecretStr | None = None
     key_prefix: str = "hl:"
@@ -266,6 +296,7 @@ class Settings(BaseSettings):
                                       extra="forbid", frozen=True)
 
     engine: EngineSettings = EngineSettings()
+    api: ApiSettings = ApiSettings()
     ari: AriSettings
     redis: RedisSettings = RedisSettings()
     lines: LinesSettings = LinesSettings()

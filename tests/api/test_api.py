@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api, Authenticator, RosterEntry
 from ivr.monitoring import Mode, MonitorAnswer
 from ivr.openapi import OPENAPI
+from ivr.throttle import BadTokenThrottle
 from metrics.hotline import HotlineMetrics
 from routing.advocates import AdvocateState
 from routing.keys import Keys
@@ -48,9 +49,14 @@ async def store(redis_url: str) -> AsyncIterator[RoutingStore]:
     await client.aclose()
 
 
-def make_app(store: RoutingStore):
+def authenticator() -> Authenticator:
+    # Generous: the fuzz-like tests below present many unknown tokens from one address.
     roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
-    return Api(store, Authenticator(roster), HotlineMetrics(), ["english"], health=lambda: {"ari": True}).app()
+    return Authenticator(roster, BadTokenThrottle(10_000, 60, 100))
+
+
+def make_app(store: RoutingStore):
+    return Api(store, authenticator(), HotlineMetrics(), ["english"], health=lambda: {"ari": True}).app()
 
 
 @pytest.fixture
@@ -465,8 +471,7 @@ async def test_queue_gauges_are_dropped_not_left_stale_when_redis_goes_away(stor
     metrics.set_snapshot(0.0, ["english"], {"english": 3}, {"english": None}, {"available": 1},
                          available={"english": 1}, advocates_by_skill={"es": {"available": 1}})
     dead = aioredis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.2)
-    roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
-    app = Api(RoutingStore(dead, queues=QUEUES, keys=Keys("x:")), Authenticator(roster), metrics, ["english"],
+    app = Api(RoutingStore(dead, queues=QUEUES, keys=Keys("x:")), authenticator(), metrics, ["english"],
               health=lambda: {"ari": True}).app()
     async with TestClient(TestServer(app)) as c:
         page = await (await c.get("/metrics")).text()
