@@ -509,8 +509,7 @@ async def bridged_call(store: RoutingStore, call_id: str = "c1") -> None:
 @pytest.fixture
 async def monitoring(store: RoutingStore) -> AsyncIterator[tuple[TestClient, MonitorCalls]]:
     calls = MonitorCalls(MonitorAnswer(True, "dialling"))
-    roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
-    app = Api(store, Authenticator(roster), HotlineMetrics(), ["english"], health=lambda: {"ari": True},
+    app = Api(store, authenticator(), HotlineMetrics(), ["english"], health=lambda: {"ari": True},
               monitoring=calls).app()
     async with TestClient(TestServer(app)) as test_client:
         yield test_client, calls
