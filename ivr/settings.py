@@ -238,7 +238,11 @@ class SandboxSettings(_Section):
     state_dir: Path = Path("/var/cache/hotline-sandbox/state")
     sip_host: str = "127.0.0.1"
     sip_port: Port = 5060
-    pstn_host: str = "127.0.0.1"
+    # The simulated PSTN on a loopback address of its own: Asterisk binds each
+    # side's RTP to its SIP transport's address, so the two sides do not share
+    # the RTP range. One range of 1,000 ports holds 500 RTP sessions; 200
+    # concurrent callers ringing 200 advocates need 400 on each side.
+    pstn_host: str = "127.0.0.2"
     pstn_port: Port = 5070
     rtp_start: Port = 20000
     rtp_end: Port = 20999
