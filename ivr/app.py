@@ -59,6 +59,9 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     # A prompt the menu names but no language has fails here, not on a call.
     prompts = prompt_catalog(load_prompts(settings.menu.prompts_dir))
     menu = load_menu(settings.menu.path, prompts)
+    unknown = sorted(set(settings.lines.entries.values()) - set(menu.entries))
+    if unknown:
+        raise SettingsError(f"lines.entries: no entry {', '.join(unknown)} in the menu {settings.menu.path}")
     catalog = LanguageCatalog.load()
     try:
         interpreters = validate_interpreters(settings.interpreters, catalog)

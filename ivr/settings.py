@@ -92,6 +92,10 @@ class LinesSettings(_Section):
     toll_free: str = "18883737888"
     # Callers on the Spanish line skip the language menu (menu entry "spanish").
     spanish: str | None = None
+    # Other lines that enter the menu elsewhere than at its start: DID -> menu
+    # entry (dialplans/menu.toml [entries]). The bench's line goes straight to
+    # the queue this way.
+    entries: dict[str, str] = {}
     # Dialled by the dialplan when the engine is down, and by the engine when
     # it cannot route (Redis down): a human must still answer.
     backup_destination: str = "PJSIP/1999@carrier"
@@ -100,6 +104,8 @@ class LinesSettings(_Section):
 
     def entry_for(self, did: str) -> str | None:
         """The menu entry a dialled number starts at (None: the whole menu)."""
+        if did in self.entries:
+            return self.entries[did]
         return "spanish" if self.spanish is not None and did == self.spanish else None
 
     def kind_of(self, did: str) -> str:

@@ -69,6 +69,7 @@ def test_sandbox_file_loads_as_a_sandbox_with_its_roster() -> None:
     assert [a.id for a in settings.advocates] == ["ana", "luis", "mei", "sam"]
     assert "supervisor" in next(a for a in settings.advocates if a.id == "sam").roles
     assert settings.lines.entry_for(settings.lines.spanish) == "spanish"
+    assert settings.lines.entry_for(settings.lines.toll_free) is None
 
 
 def test_minimal_file_takes_every_other_value_from_the_defaults(tmp_path: Path) -> None:
@@ -314,3 +315,19 @@ def test_duplicate_advocate_ids_are_refused_in_and_out_of_the_sandbox(tmp_path: 
     error = refusal(write(tmp_path, text), engine={"sandbox": sandbox})
 
     assert "advocates" in str(error) and "duplicate" in str(error)
+
+
+def test_a_line_can_enter_the_menu_at_any_entry() -> None:
+    settings = load_settings(SANDBOX_FILE, lines={"entries": {"18883737998": "direct"}})
+
+    assert settings.lines.entry_for("18883737998") == "direct"
+    assert settings.lines.entry_for(settings.lines.spanish) == "spanish"
+
+
+async def test_a_line_entering_an_entry_the_menu_lacks_stops_the_engine_at_start() -> None:
+    from ivr.app import running_engine
+
+    settings = load_settings(SANDBOX_FILE, lines={"entries": {"18883737998": "nowhere"}})
+    with pytest.raises(SettingsError, match="lines.entries: no entry nowhere in the menu"):
+        async with running_engine(settings):
+            pass
