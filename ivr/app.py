@@ -41,6 +41,10 @@ from routing.store import RoutingStore
 
 log = logging.getLogger(__name__)
 
+# Redis runs one command at a time: more connections only queue there. One
+# is the offers subscription's for good.
+REDIS_CONNECTIONS = 50
+
 
 @dataclass
 class Running:
@@ -70,13 +74,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     policies = _queue_policies(settings, catalog, prompts)
     tasks = TaskSet("engine")
     metrics = HotlineMetrics()
-    # A caller waits on every Redis round trip: when Redis is gone, fail
-    # within about a second so the call reaches the dialplan fallback, rather
-    # than after redis-py's default retries.
-    redis_client = redis.Redis.from_url(
-        settings.redis.url, decode_responses=True, health_check_interval=10, socket_timeout=1,
-        socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
-        password=settings.redis.password.get_secret_value() if settings.redis.password else None)
+    redis_client = redis_for(settings)
     queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
     store = RoutingStore(redis_client, queues=queues, keys=Keys(settings.redis.key_prefix))
     session = aiohttp.ClientSession()
@@ -136,6 +134,23 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         await runner.cleanup()
         await session.close()
         await redis_client.aclose()
+
+
+def redis_for(settings: Settings) -> redis.Redis:
+    """The engine's Redis client.
+
+    A caller waits on every Redis round trip: when Redis is gone, fail within
+    about a second so the call reaches the dialplan fallback, rather than
+    after redis-py's default retries. redis-py's default pool refuses the
+    101st command in flight (MaxConnectionsError, as if Redis were down): 200
+    callers at once went to the fallback. This pool makes a burst wait for a
+    connection instead, at most a second.
+    """
+    return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
+        settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=1,
+        decode_responses=True, health_check_interval=10, socket_timeout=1,
+        socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+        password=settings.redis.password.get_secret_value() if settings.redis.password else None))
 
 
 def _queue_policies(settings: Settings, catalog: LanguageCatalog,

@@ -1,0 +1,20 @@
+"""The engine's Redis client under a burst, on the session's real redis-server."""
+
+import asyncio
+
+from ivr.app import REDIS_CONNECTIONS, redis_for
+from ivr.cli import SANDBOX_CONFIG
+from ivr.settings import load_settings
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing(redis_url):
+    settings = load_settings(SANDBOX_CONFIG, redis={"url": redis_url, "password": None})
+    client = redis_for(settings)
+    try:
+        # Each BLPOP holds its connection for 0.2 s: three times the pool's
+        # size in flight at once, as 150 callers finishing the menu together.
+        replies = await asyncio.gather(*(client.blpop(["hl:wiring:nothing"], timeout=0.2)
+                                         for _ in range(3 * REDIS_CONNECTIONS)))
+    finally:
+        await client.aclose()
+    assert replies == [None] * (3 * REDIS_CONNECTIONS)
