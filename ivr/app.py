@@ -106,7 +106,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
-                         on_connected=engine.reconcile, on_state=lambda up: metrics.ari_connected.set(int(up)),
+                         on_connected=engine.on_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
