@@ -168,7 +168,8 @@ def plot(results: Results, path: Path) -> bool:
         ax.set_xlabel("ms (log scale)")
         ax.set_ylabel("share of measurements at or below")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"engine vs app_queue, {results.date}, {machine()}, load average {results.load_at_start:.1f} "
                  f"at the start", fontsize=10)
     fig.tight_layout()

@@ -35,7 +35,7 @@ def ringing_at(numbers: set[str]):
     return lambda e: e["kind"] == "ringing" and e["direction"] == "in" and e["number"] in numbers
 
 
-async def available_to_ring(side, phones: PhonesClient, advocate: Advocate, runs: int,
+async def available_to_ring(side, phones: PhonesClient, ari: AriRest, advocate: Advocate, runs: int,
                             rng: random.Random) -> list[float]:
     """Scenario 1: one caller waits; the advocate becomes available; seconds until their phone rings."""
     await side.staff([], among=[advocate])
@@ -49,7 +49,7 @@ async def available_to_ring(side, phones: PhonesClient, advocate: Advocate, runs
         await side.make_available(advocate)
         ring = await phones.wait_for(ringing_at({advocate.number}), 15, what=f"{side.name}: advocate's ring")
         latencies.append(ring["asterisk_time"] - started)
-        await _hang_up(phones, [call["id"]])
+        await _hang_up(phones, ari, [call["id"]])
         await side.staff([], among=[advocate])
     return latencies
 
@@ -60,8 +60,8 @@ class Arrivals:
     placed: int = 0
 
 
-async def arrival_to_ring(side, phones: PhonesClient, advocates: Sequence[Advocate], callers: int,
-                          rounds: int, ring_s: float) -> Arrivals:
+async def arrival_to_ring(side, phones: PhonesClient, ari: AriRest, advocates: Sequence[Advocate],
+                          callers: int, rounds: int, ring_s: float) -> Arrivals:
     """Scenario 2: `callers` calls arrive at once, as many advocates are free; each call's
     seconds from arrival to its advocate's ring. A call that rings no advocate within
     `ring_s` (the ring timeout, after which it would be offered again) counts as placed only."""
@@ -89,7 +89,7 @@ async def arrival_to_ring(side, phones: PhonesClient, advocates: Sequence[Advoca
 
         pairs = await eventually(traced, 10, f"{side.name}: every ring traced back to its caller")
         result.latencies_s += [ring["asterisk_time"] - caller["created_at"] for caller, ring in pairs]
-        await _hang_up(phones, [c["id"] for c in calls])
+        await _hang_up(phones, ari, [c["id"] for c in calls])
     await side.settle()
     return result
 
@@ -127,10 +127,13 @@ async def cpu_per_answered_call(side, phones: PhonesClient, ari: AriRest, advoca
     return CpuUse(len(answered), {name: after[name] - before[name] for name in pids})
 
 
-async def _hang_up(phones: PhonesClient, call_ids: list[str]) -> None:
+async def _hang_up(phones: PhonesClient, ari: AriRest, call_ids: list[str]) -> None:
+    """The callers hang up; done when every channel is gone, the advocates' too:
+    app_queue rings a phone only once it is idle again."""
     await asyncio.gather(*(phones.hangup(c) for c in call_ids))
     await phones.wait_for_count(lambda e: e["kind"] == "ended" and e["call"] in call_ids, len(call_ids), 30,
                                 what="callers gone")
+    await eventually(lambda: _no_channels(ari), 30, "every channel gone")
 
 
 async def _no_channels(ari: AriRest) -> bool:

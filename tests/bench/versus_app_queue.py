@@ -81,13 +81,13 @@ async def run_calls(args: argparse.Namespace, results: Results) -> None:
             for side in sides if 1 in args.scenarios else ():
                 progress(f"1. {side.name}: advocate available -> ring, {args.runs} runs")
                 results.sides[side.name].available_to_ring_s = await scenarios.available_to_ring(
-                    side, phones, advocates[0], args.runs, rng)
+                    side, phones, ari, advocates[0], args.runs, rng)
             for callers in args.concurrency if 2 in args.scenarios else ():
                 rounds = args.single_rounds if callers == 1 else 1
                 for side in sides:
                     progress(f"2. {side.name}: {callers} concurrent callers x {rounds}")
                     results.sides[side.name].arrivals[callers] = await scenarios.arrival_to_ring(
-                        side, phones, advocates, callers, rounds, settings.routing.advocate_ring_s)
+                        side, phones, ari, advocates, callers, rounds, settings.routing.advocate_ring_s)
             for side in sides if 3 in args.scenarios else ():
                 progress(f"3. {side.name}: {args.cpu_calls} calls answered, {args.talk_s:g} s each")
                 pids = {"asterisk": asterisk_pid, "redis": int(sandbox.redis.pidfile.read_text())}
