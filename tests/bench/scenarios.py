@@ -16,13 +16,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ivr.ari.errors import AriNotFound
 from ivr.ari.rest import AriRest
 from ivr.sandbox.phones_client import PhonesClient
 
 from tests.e2e.conftest import eventually
 
 from .procstat import cpu_seconds
+from .sandbox_state import no_channels
 from .sides import Advocate
 
 # app_queue re-checks a waiting caller once a second (RECHECK): an advocate
@@ -111,7 +111,7 @@ async def cpu_per_answered_call(side, phones: PhonesClient, ari: AriRest, advoca
     numbers = {a.number for a in staffed}
     await asyncio.gather(*(phones.script(n, answer_after_s=0.5) for n in numbers))
     await side.staff(staffed)
-    await eventually(lambda: _no_channels(ari), 30, "no channel left before the CPU window")
+    await eventually(lambda: no_channels(ari), 30, "no channel left before the CPU window")
     await phones.mark()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     calls = await asyncio.gather(*(phones.place_call(f"+1555900{i:04d}", side.did, hangup_after_s=talk_s + 1)
@@ -119,7 +119,7 @@ async def cpu_per_answered_call(side, phones: PhonesClient, ari: AriRest, advoca
     ids = {c["id"] for c in calls}
     await phones.wait_for_count(lambda e: e["kind"] == "ended" and e["call"] in ids, callers, 60 + talk_s,
                                 what=f"{side.name}: callers hung up")
-    await eventually(lambda: _no_channels(ari), 30, f"{side.name}: every channel gone")
+    await eventually(lambda: no_channels(ari), 30, f"{side.name}: every channel gone")
     after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     answered = [e for e in phones.seen if e["kind"] == "answered" and e["direction"] == "in"
                 and e["number"] in numbers]
@@ -133,18 +133,5 @@ async def _hang_up(phones: PhonesClient, ari: AriRest, call_ids: list[str]) -> N
     await asyncio.gather(*(phones.hangup(c) for c in call_ids))
     await phones.wait_for_count(lambda e: e["kind"] == "ended" and e["call"] in call_ids, len(call_ids), 30,
                                 what="callers gone")
-    await eventually(lambda: _no_channels(ari), 30, "every channel gone")
+    await eventually(lambda: no_channels(ari), 30, "every channel gone")
 
-
-async def _no_channels(ari: AriRest) -> bool:
-    return not await ari.list_channels()
-
-
-async def clean(ari: AriRest, phones: PhonesClient) -> None:
-    """No call left over from an earlier run."""
-    for channel in await ari.list_channels():
-        try:
-            await ari.hangup(channel.id)
-        except AriNotFound:
-            pass
-    await eventually(lambda: _no_channels(ari), 30, "leftover channels gone")

@@ -42,6 +42,7 @@ from ivr.settings import RoutingSettings, load_settings
 from . import matcher, scenarios
 from .procstat import memory
 from .report import Results, SideResults, load_average, plot, table
+from .sandbox_state import hang_up_everything
 from .sides import AppQueueSide, EngineSide, roster
 
 PLOT = Path(__file__).with_name("versus_app_queue.png")
@@ -68,7 +69,7 @@ async def run_calls(args: argparse.Namespace, results: Results) -> None:
         ari = AriRest(http, f"{settings.ari.url}/ari", settings.ari.username,
                       settings.ari.password.get_secret_value())
         await phones.ready()
-        await scenarios.clean(ari, phones)
+        await hang_up_everything(ari)
         await asyncio.gather(*(phones.script(a.number, never_answer=True) for a in advocates))
         engine = EngineSide(settings, advocates, http, profile=args.profile_engine)
         app_queue = AppQueueSide(settings, sandbox, advocates, http)
@@ -98,7 +99,7 @@ async def run_calls(args: argparse.Namespace, results: Results) -> None:
             results.engine_memory = memory(engine.pid)
         finally:
             await engine.stop()
-            await scenarios.clean(ari, phones)
+            await hang_up_everything(ari)
             await phones.reset()
             await app_queue.staff([])
 
