@@ -144,10 +144,14 @@ def redis_for(settings: Settings) -> redis.Redis:
     after redis-py's default retries. redis-py's default pool refuses the
     101st command in flight (MaxConnectionsError, as if Redis were down): 200
     callers at once went to the fallback. This pool makes a burst wait for a
-    connection instead, at most a second.
+    connection instead. Waiting is not a sign of a lost Redis (the commands
+    holding the connections fail and release them within their own timeouts),
+    only of a busy engine: a burst of 200 callers on a loaded machine kept the
+    event loop seconds behind, and a one-second wait sent some of them to the
+    fallback. Hence five.
     """
     return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
-        settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=1,
+        settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=5,
         decode_responses=True, health_check_interval=10, socket_timeout=1,
         socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
         password=settings.redis.password.get_secret_value() if settings.redis.password else None))
