@@ -4,11 +4,12 @@ import asyncio
 
 from ivr.app import REDIS_CONNECTIONS, redis_for
 from ivr.cli import SANDBOX_CONFIG
-from ivr.settings import load_settings
+from ivr.settings import RedisSettings, load_settings
 
 
 async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing(redis_url):
-    settings = load_settings(SANDBOX_CONFIG, redis={"url": redis_url, "password": None})
+    # The session's own redis-server, whatever HOTLINE_REDIS__* the environment sets.
+    settings = load_settings(SANDBOX_CONFIG).model_copy(update={"redis": RedisSettings(url=redis_url)})
     client = redis_for(settings)
     try:
         # Each BLPOP holds its connection for 0.2 s: three times the pool's
