@@ -10,8 +10,9 @@ HOTLINE := $(VENV)/bin/hotline
 # prometheus: for promtool, which checks deploy/prometheus; no Prometheus runs in the tests.
 APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl prometheus
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: deps apt venv sandbox run test down status clean
+.PHONY: deps apt venv sandbox run test bench down status clean
 
 deps: apt venv
 
@@ -37,6 +38,15 @@ run: sandbox
 
 test: sandbox
 	$(PY) -m pytest -q
+
+# The engine against Asterisk's own app_queue on the sandbox (tests/bench/versus_app_queue.py):
+# one table on stdout, the plot in tests/bench/versus_app_queue.png. About five minutes.
+bench: sandbox $(BENCH_STAMP)
+	$(PY) -m tests.bench.versus_app_queue
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@rm -f $(VENV)/.bench-installed-*; touch $@
 
 status:
 	$(HOTLINE) sandbox status

@@ -46,6 +46,10 @@ from routing.store import RoutingStore
 
 log = logging.getLogger(__name__)
 
+# Redis runs one command at a time: more connections only queue there. One
+# is the offers subscription's for good.
+REDIS_CONNECTIONS = 50
+
 
 @dataclass
 class Running:
@@ -65,6 +69,9 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     # A prompt the menu names but no language has fails here, not on a call.
     prompts = prompt_catalog(load_prompts(settings.menu.prompts_dir))
     menu = load_menu(settings.menu.path, prompts)
+    unknown = sorted(set(settings.lines.entries.values()) - set(menu.entries))
+    if unknown:
+        raise SettingsError(f"lines.entries: no entry {', '.join(unknown)} in the menu {settings.menu.path}")
     catalog = LanguageCatalog.load()
     try:
         interpreters = validate_interpreters(settings.interpreters, catalog)
@@ -73,13 +80,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     policies = _queue_policies(settings, catalog, prompts)
     tasks = TaskSet("engine")
     metrics = HotlineMetrics()
-    # A caller waits on every Redis round trip: when Redis is gone, fail
-    # within about a second so the call reaches the dialplan fallback, rather
-    # than after redis-py's default retries.
-    redis_client = redis.Redis.from_url(
-        settings.redis.url, decode_responses=True, health_check_interval=10, socket_timeout=1,
-        socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
-        password=settings.redis.password.get_secret_value() if settings.redis.password else None)
+    redis_client = redis_for(settings)
     queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
     keys = Keys(settings.redis.key_prefix)
     store = RoutingStore(redis_client, queues=queues, keys=keys)
@@ -116,7 +117,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
-                         on_connected=engine.reconcile, on_state=lambda up: metrics.ari_connected.set(int(up)),
+                         on_connected=engine.on_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
@@ -152,6 +153,27 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         await runner.cleanup()
         await session.close()
         await redis_client.aclose()
+
+
+def redis_for(settings: Settings) -> redis.Redis:
+    """The engine's Redis client.
+
+    A caller waits on every Redis round trip: when Redis is gone, fail within
+    about a second so the call reaches the dialplan fallback, rather than
+    after redis-py's default retries. redis-py's default pool refuses the
+    101st command in flight (MaxConnectionsError, as if Redis were down): 200
+    callers at once went to the fallback. This pool makes a burst wait for a
+    connection instead. Waiting is not a sign of a lost Redis (the commands
+    holding the connections fail and release them within their own timeouts),
+    only of a busy engine: a burst of 200 callers on a loaded machine kept the
+    event loop seconds behind, and a one-second wait sent some of them to the
+    fallback. Hence five.
+    """
+    return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
+        settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=5,
+        decode_responses=True, health_check_interval=10, socket_timeout=1,
+        socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+        password=settings.redis.password.get_secret_value() if settings.redis.password else None))
 
 
 def _queue_policies(settings: Settings, catalog: LanguageCatalog,

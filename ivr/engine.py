@@ -28,6 +28,13 @@ from routing.queues import Offer
 
 log = logging.getLogger(__name__)
 
+# The event types the engine acts on. Asterisk sends an application every
+# event of its channels: 45 for an answered call, 25 of them ChannelVarset.
+# Asked for these only it sends about a dozen, and the engine parses no
+# more: a third of its CPU time per call went to parsing events it ignored.
+EVENTS = ("StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
+          "PlaybackFinished", "ChannelEnteredBridge")
+
 # Events nobody needs: Asterisk sends them for every channel of the app.
 QUIET = frozenset({"ChannelVarset", "ChannelStateChange", "ChannelDialplan", "ChannelConnectedLine",
                    "ChannelCallerId", "Dial", "ChannelTalkingStarted", "ChannelTalkingFinished",
@@ -109,7 +116,15 @@ class Engine:
         except RoutingError:
             log.error("could not release advocate %s", offer.advocate_id)
 
-    # -- reconciliation -------------------------------------------------------
+    # -- (re)connection -------------------------------------------------------
+
+    async def on_connected(self) -> None:
+        try:
+            await self.services.rest.set_event_filter(self.services.config.app, EVENTS)
+        except AriError as exc:
+            # Every event still arrives; the engine only spends more time on them.
+            log.warning("ARI: could not filter the events sent to the engine (%s)", type(exc).__name__)
+        await self.reconcile()
 
     async def reconcile(self) -> None:
         """After a (re)connection: calls whose channel vanished while we were deaf end now."""

@@ -122,6 +122,10 @@ class LinesSettings(_Section):
     toll_free: str = "18883737888"
     # Callers on the Spanish line skip the language menu (menu entry "spanish").
     spanish: str | None = None
+    # Other lines that enter the menu elsewhere than at its start: DID -> menu
+    # entry (dialplans/menu.toml [entries]). The bench's line goes straight to
+    # the queue this way.
+    entries: dict[str, str] = {}
     # Dialled by the dialplan when the engine is down, and by the engine when
     # it cannot route (Redis down): a human must still answer.
     backup_destination: str = "PJSIP/1999@carrier"
@@ -130,6 +134,8 @@ class LinesSettings(_Section):
 
     def entry_for(self, did: str) -> str | None:
         """The menu entry a dialled number starts at (None: the whole menu)."""
+        if did in self.entries:
+            return self.entries[did]
         return "spanish" if self.spanish is not None and did == self.spanish else None
 
     def kind_of(self, did: str) -> str:
@@ -282,7 +288,11 @@ class SandboxSettings(_Section):
     state_dir: Path = Path("/var/cache/hotline-sandbox/state")
     sip_host: str = "127.0.0.1"
     sip_port: Port = 5060
-    pstn_host: str = "127.0.0.1"
+    # The simulated PSTN on a loopback address of its own: Asterisk binds each
+    # side's RTP to its SIP transport's address, so the two sides do not share
+    # the RTP range. One range of 1,000 ports holds 500 RTP sessions; 200
+    # concurrent callers ringing 200 advocates need 400 on each side.
+    pstn_host: str = "127.0.0.2"
     pstn_port: Port = 5070
     rtp_start: Port = 20000
     rtp_end: Port = 20999

@@ -148,6 +148,11 @@ class AriRest:
     async def get_channel(self, channel_id: str) -> Channel:
         return parse_model(Channel, await self._request("GET", f"/channels/{_seg(channel_id)}"), "channel")
 
+    async def set_event_filter(self, app: str, allowed: Sequence[str]) -> None:
+        """Ask Asterisk to send application ``app`` only events of these types."""
+        await self._request("PUT", f"/applications/{_seg(app)}/eventFilter",
+                            json={"allowed": [{"type": event_type} for event_type in allowed]})
+
     async def list_channels(self) -> list[Channel]:
         body = await self._request("GET", "/channels")
         return [parse_model(Channel, item, "channel") for item in _as_list(body)]

@@ -83,6 +83,7 @@ class MenuDefinition:
     playback_guard: float
     # Other ways in than `start`: a line (DID) that already says something about
     # the caller, e.g. the Spanish line starts in Spanish at the call-type menu.
+    # An entry that finishes sends its callers straight to the queue.
     entries: Mapping[str, Choice] = field(default_factory=lambda: MappingProxyType({}))
 
     def prompt_ids(self) -> dict[str, set[str]]:
@@ -145,9 +146,8 @@ def parse_menu(data: Mapping[str, Any], *, source: str = "menu.toml",
         raise fail("entries", "must be a table of entry name -> choice")
     entries = {name: _parse_choice(raw, f"entry {name!r}", fail) for name, raw in raw_entries.items()}
     for name, entry in entries.items():
-        if entry.goto is None:
-            raise fail(f"entry {name!r}", "needs a goto: an entry leads into a menu node")
-        if entry.goto not in nodes:
+        # finish = true: the line already says all the menu would ask.
+        if entry.goto is not None and entry.goto not in nodes:
             raise fail(f"entry {name!r}", f"goto {entry.goto!r} is not a node")
     _check_fallbacks_end(nodes, fail)
     _check_reachable(nodes, start, fail)

@@ -115,8 +115,11 @@ class MenuSession:
                               call_type=entry.call_type or outcome.call_type,
                               priority=outcome.priority if entry.priority is None else entry.priority,
                               relay=outcome.relay or entry.relay, path=(f"entry:{self._entry}",))
-            assert entry.goto is not None  # checked when the menu was loaded
-            return self._apply(self._enter(replace(self._state, outcome=outcome), entry.goto, entry.say))
+            state = replace(self._state, outcome=outcome)
+            if entry.goto is None:  # straight to the queue, after what the entry says
+                return self._apply(self._play(replace(state, pending=entry), Phase.ANNOUNCING, entry.say)
+                                   if entry.say else self._follow(state, entry))
+            return self._apply(self._enter(state, entry.goto, entry.say))
         return self._apply(self._enter(self._state, self._menu.start))
 
     def prompt_finished(self, serial: int | None = None) -> tuple[Action, ...]:

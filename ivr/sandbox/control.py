@@ -105,6 +105,9 @@ class Sandbox:
             "PSTN_HOST": box.pstn_host, "PSTN_PORT": str(box.pstn_port),
             "TOLL_FREE": s.lines.toll_free, "ENGINE_APP": s.engine.app, "PHONES_APP": box.phones_app,
             "BACKUP_DEST": s.lines.backup_destination, "BACKUP_RING_S": str(s.lines.backup_ring_s),
+            # queues.conf (the bench's app_queue) rings and wraps up as the engine does.
+            "ADVOCATE_RING_S": str(round(s.routing.advocate_ring_s)),
+            "WRAP_UP_S": str(round(s.routing.wrap_up_s)),
         }
 
     def _write_asterisk_config(self) -> None:

@@ -14,12 +14,19 @@ how the tests prove who hears whom.
 Tests, demos and ``hotline call`` drive it over a small HTTP API on loopback
 (see :class:`ivr.sandbox.phones_client.PhonesClient`). Every change is an
 entry in one ordered event log that clients long-poll, so a test waits on
-"advocate 1001 rang" instead of sleeping.
+"advocate 1001 rang" instead of sleeping. Entries that come from Asterisk
+carry ``asterisk_time``, the ARI event's own timestamp: measurements use it,
+so the phones' own delays under load do not count.
+
+The bench places 200 calls at once: event handling never waits on an ARI
+request (the events WebSocket would stall behind it), and each caller waits
+on its own call's progress, not on every change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
 import time
@@ -64,6 +71,7 @@ class PhoneCall:
     caller_id_seen: str = ""  # what the phone's display shows, for incoming calls
     sip_call_id: str = ""
     started_at: float = field(default_factory=time.time)
+    created_at: float | None = None  # Asterisk's creation time of a caller's channel
     answered_at: float | None = None
     ended_at: float | None = None
     dtmf_received: str = ""
@@ -83,6 +91,8 @@ class Phones:
         self.events: list[dict[str, Any]] = []
         self._seq = itertools.count(1)
         self._changed = asyncio.Condition()
+        # Set when an outgoing call is answered or ends: its caller script waits on it.
+        self._progress: dict[str, asyncio.Event] = {}
 
     # -- event log ------------------------------------------------------------
 
@@ -96,7 +106,7 @@ class Phones:
 
     async def events_after(self, seq: int, timeout_s: float) -> list[dict[str, Any]]:
         async def newer() -> list[dict[str, Any]]:
-            return [e for e in self.events if e["seq"] > seq]
+            return self.events[bisect.bisect_right(self.events, seq, key=lambda e: e["seq"]):]
 
         async with self._changed:
             try:
@@ -130,25 +140,41 @@ class Phones:
             if call is not None and call.state != "ended":
                 call.state = "ended"
                 call.ended_at = time.time()
-                await self._record(call, "ended", cause=getattr(event, "cause", None))
+                self._progressed(call)
+                stamp = getattr(event, "timestamp", None)
+                await self._record(call, "ended", cause=getattr(event, "cause", None),
+                                   asterisk_time=stamp.timestamp() if stamp is not None else None)
 
     async def _stasis_start(self, event: StasisStart) -> None:
+        # The call is known at once, so its later events find it; what needs an
+        # ARI request runs in a task of its own.
         channel = event.channel
+        at = event.timestamp.timestamp()
         call = self.calls.get(channel.id)
         if call is not None:  # our outgoing call was answered by the hotline
-            call.state = "answered"
-            call.answered_at = time.time()
-            call.sip_call_id = await self._sip_call_id(channel.id)
-            await self._record(call, "answered")
+            self.tasks.spawn(self._answered(call, at), name=f"answered-{call.id}")
             return
         number = event.args[0] if event.args else channel.dialplan.exten
         call = PhoneCall(id=channel.id, direction="in", number=number, state="ringing",
                          caller_id_seen=f"{channel.caller.name} <{channel.caller.number}>")
         self.calls[call.id] = call
-        call.sip_call_id = await self._sip_call_id(channel.id)
-        await self._record(call, "ringing", caller_id_seen=call.caller_id_seen)
-        self.tasks.spawn(self._incoming(call, self.scripts.get(number, PhoneScript())),
+        self.tasks.spawn(self._incoming(call, self.scripts.get(number, PhoneScript()), at),
                          name=f"phone-{number}-{call.id}")
+
+    async def _answered(self, call: PhoneCall, at: float) -> None:
+        # Looked up before "answered" is told: whoever waits on it finds the Call-ID set.
+        call.sip_call_id = await self._sip_call_id(call.id)
+        if call.state != "dialing":
+            return  # ended meanwhile
+        call.state = "answered"
+        call.answered_at = time.time()
+        self._progressed(call)
+        await self._record(call, "answered", asterisk_time=at)
+
+    def _progressed(self, call: PhoneCall) -> None:
+        progress = self._progress.get(call.id)
+        if progress is not None:
+            progress.set()
 
     async def _sip_call_id(self, channel_id: str) -> str:
         try:
@@ -156,7 +182,9 @@ class Phones:
         except AriError:
             return ""
 
-    async def _incoming(self, call: PhoneCall, script: PhoneScript) -> None:
+    async def _incoming(self, call: PhoneCall, script: PhoneScript, at: float) -> None:
+        call.sip_call_id = await self._sip_call_id(call.id)
+        await self._record(call, "ringing", caller_id_seen=call.caller_id_seen, asterisk_time=at)
         try:
             if script.busy:
                 await self.rest.hangup(call.id, reason="busy")
@@ -183,9 +211,15 @@ class Phones:
                          dtmf_gap_s: float, hangup_after_s: float | None) -> PhoneCall:
         call = PhoneCall(id=f"caller-{uuid.uuid4().hex[:12]}", direction="out", number=caller, to=to)
         self.calls[call.id] = call
+        self._progress[call.id] = asyncio.Event()
         await self._record(call, "dialing", to=to)
-        await self.rest.originate(f"PJSIP/{to}@{self.trunk}", app=self.app, app_args="out",
-                                  channel_id=call.id, caller_id=caller, timeout_s=60)
+        try:
+            channel = await self.rest.originate(f"PJSIP/{to}@{self.trunk}", app=self.app, app_args="out",
+                                                channel_id=call.id, caller_id=caller, timeout_s=60)
+        except AriError:
+            del self._progress[call.id]
+            raise
+        call.created_at = channel.creationtime.timestamp()
         self.tasks.spawn(self._caller_script(call, dtmf, dtmf_delay_s, dtmf_gap_s, hangup_after_s),
                          name=f"caller-{call.id}")
         return call
@@ -194,8 +228,8 @@ class Phones:
                              hangup_after_s: float | None) -> None:
         started = time.monotonic()
         try:
-            while call.state == "dialing":  # until the hotline answers (StasisStart)
-                await self._wait_change()
+            await self._progress[call.id].wait()  # the hotline answered (StasisStart), or the call ended
+            del self._progress[call.id]
             if call.state != "answered":
                 return
             await asyncio.sleep(delay_s)
@@ -214,10 +248,6 @@ class Phones:
                 await self.hangup(call.id)
         except AriNotFound:
             pass
-
-    async def _wait_change(self) -> None:
-        async with self._changed:
-            await self._changed.wait()
 
     async def send_dtmf(self, call_id: str, digits: str) -> None:
         call = self.calls[call_id]

@@ -79,14 +79,20 @@ class PhonesClient:
 
     async def wait_for(self, predicate: Callable[[Event], bool], timeout_s: float, *, what: str = "") -> Event:
         """The first event since the last ``mark`` that satisfies ``predicate``."""
+        return (await self.wait_for_count(predicate, 1, timeout_s, what=what))[0]
+
+    async def wait_for_count(self, predicate: Callable[[Event], bool], count: int, timeout_s: float, *,
+                             what: str = "") -> list[Event]:
+        """The first ``count`` events since the last ``mark`` that satisfy ``predicate``."""
         deadline = time.monotonic() + timeout_s
         while True:
-            for event in self.seen:
-                if predicate(event):
-                    return event
+            found = [event for event in self.seen if predicate(event)]
+            if len(found) >= count:
+                return found[:count]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"phones: no {what or 'matching event'} within {timeout_s:.1f} s")
+                raise TimeoutError(f"phones: {len(found)} of {count} {what or 'matching events'} "
+                                   f"within {timeout_s:.1f} s")
             events = await self._call("GET", "/events",
                                       params={"after": self._after, "timeout": min(remaining, 5.0)})
             if events:

@@ -36,6 +36,14 @@ async def test_hangup_deletes_the_channel_with_a_reason(rest: AriRest, fake: Fak
     assert (request.method, request.path, request.query) == ("DELETE", "/ari/channels/c1", {"reason": "busy"})
 
 
+async def test_event_filter_lists_the_allowed_event_types(rest: AriRest, fake: FakeAri) -> None:
+    await rest.set_event_filter("hotline", ["StasisStart", "StasisEnd"])
+
+    [request] = fake.requests
+    assert (request.method, request.path) == ("PUT", "/ari/applications/hotline/eventFilter")
+    assert request.body == {"allowed": [{"type": "StasisStart"}, {"type": "StasisEnd"}]}
+
+
 async def test_continue_in_dialplan_names_only_the_given_place(rest: AriRest, fake: FakeAri) -> None:
     await rest.continue_in_dialplan("c1", context="hotline-fallback", extension="s", priority=1)
     await rest.continue_in_dialplan("c2")

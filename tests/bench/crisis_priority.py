@@ -28,7 +28,6 @@ import time
 import aiohttp
 
 from ivr.app import running_engine
-from ivr.ari.errors import AriNotFound
 from ivr.ari.rest import AriRest
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.control import Sandbox
@@ -37,7 +36,7 @@ from ivr.settings import load_settings
 
 from tests.e2e.conftest import eventually
 
-from .sandbox_state import clear_prefix
+from .sandbox_state import clear_prefix, hang_up_everything
 
 PREFIX = "hlbench:"
 ADVOCATES = ("ana", "luis", "mei", "sam")
@@ -112,17 +111,8 @@ async def _connected(engine) -> bool:
 
 async def _clean(ari: AriRest, phones: PhonesClient, settings) -> None:
     await phones.reset()
-    for channel in await ari.list_channels():
-        try:
-            await ari.hangup(channel.id)
-        except AriNotFound:
-            pass
-    await eventually(lambda: _no_channels(ari), 20, "every channel gone")
+    await hang_up_everything(ari, 20)
     await clear_prefix(settings)
-
-
-async def _no_channels(ari: AriRest) -> bool:
-    return not await ari.list_channels()
 
 
 def main() -> None:

@@ -1,10 +1,28 @@
-"""Measurements start from an empty Redis key prefix of their own."""
+"""Measurements start from a quiet sandbox: no call left over, an empty Redis key prefix of their own."""
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from ivr.ari.errors import AriNotFound
+from ivr.ari.rest import AriRest
 from ivr.settings import Settings
+
+from tests.e2e.conftest import eventually
+
+
+async def hang_up_everything(ari: AriRest, timeout_s: float = 30) -> None:
+    """No call left over from an earlier run or round."""
+    for channel in await ari.list_channels():
+        try:
+            await ari.hangup(channel.id)
+        except AriNotFound:
+            pass  # it ended meanwhile
+    await eventually(lambda: no_channels(ari), timeout_s, "every channel gone")
+
+
+async def no_channels(ari: AriRest) -> bool:
+    return not await ari.list_channels()
 
 
 async def clear_prefix(settings: Settings) -> None:

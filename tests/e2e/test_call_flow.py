@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import aiohttp
+
 from ivr.ari.rest import AriRest
+from ivr.engine import EVENTS
 from ivr.sandbox.phones_client import PhonesClient
 
 from .conftest import BACKUP_PHONE, PHONES, EngineApi, eventually, metric_value
@@ -129,3 +132,11 @@ async def test_with_the_engine_stopped_the_dialplan_fallback_answers(phones: Pho
 async def _empty(engine) -> bool:
     return await waiting_calls(engine) == []
 
+
+
+async def test_asterisk_sends_the_engine_only_the_events_it_acts_on(engine, http, settings):
+    url = f"{settings.ari.url}/ari/applications/{settings.engine.app}"
+    auth = aiohttp.encode_basic_auth(settings.ari.username, settings.ari.password.get_secret_value())
+    async with http.get(url, headers={"Authorization": auth}) as response:
+        application = await response.json()
+    assert sorted(e["type"] for e in application["events_allowed"]) == sorted(EVENTS)

@@ -156,3 +156,11 @@ def test_an_entry_must_go_to_a_node(real_menu_data):
     real_menu_data["entries"]["spanish"]["goto"] = "nowhere"
     with pytest.raises(MenuError, match="entry 'spanish': goto 'nowhere' is not a node"):
         parse_menu(real_menu_data)
+
+
+def test_an_entry_either_goes_to_a_node_or_finishes(real_menu_data):
+    real_menu_data["entries"]["direct"] = {"language": "en", "finish": True}
+    assert parse_menu(real_menu_data).entries["direct"].goto is None
+    real_menu_data["entries"]["direct"] = {"language": "en"}
+    with pytest.raises(MenuError, match="entry 'direct': needs exactly one of 'goto' or 'finish = true'"):
+        parse_menu(real_menu_data)

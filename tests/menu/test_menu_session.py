@@ -1,9 +1,11 @@
 """MenuSession behaviour on the real menu: what the call actor is told to do."""
 
+import tomllib
+
 import pytest
 
 from ivr.menu import (CancelTimer, Finish, MenuOutcome, MenuSession, Play, StartTimer,
-                      StopPlayback)
+                      StopPlayback, parse_menu)
 
 
 def plays(actions) -> list[Play]:
@@ -330,3 +332,23 @@ def test_caller_who_pressed_an_invalid_digit_then_fell_silent_is_not_silent(menu
     session.digit("7")  # someone with a keypad is on the line
     outcome = stay_silent(session)
     assert outcome.no_input and not outcome.silent
+
+
+def _with_entry(menu_file, **entry) -> object:
+    data = tomllib.loads(menu_file.read_text(encoding="utf-8"))
+    data["entries"]["direct"] = {"finish": True, **entry}
+    return parse_menu(data)
+
+
+def test_an_entry_that_finishes_sends_the_caller_straight_to_the_queue(menu_file):
+    session = MenuSession(_with_entry(menu_file, language="es", call_type="tip"), entry="direct")
+    outcome = finish(session.start())
+    assert outcome is not None and (outcome.language, outcome.call_type, outcome.priority) == ("es", "tip", 5)
+    assert outcome.path == ("entry:direct",) and not outcome.silent  # routed as chosen, not as a relay call
+
+
+def test_an_entry_that_finishes_says_its_prompts_first(menu_file):
+    session = MenuSession(_with_entry(menu_file, say=["greeting"]), entry="direct")
+    (play, _guard) = session.start()
+    assert play.prompt_ids == ("greeting",)
+    assert finish(session.prompt_finished()).path == ("entry:direct",)

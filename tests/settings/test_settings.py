@@ -69,6 +69,7 @@ def test_sandbox_file_loads_as_a_sandbox_with_its_roster() -> None:
     assert [a.id for a in settings.advocates] == ["ana", "luis", "mei", "sam"]
     assert "supervisor" in next(a for a in settings.advocates if a.id == "sam").roles
     assert settings.lines.entry_for(settings.lines.spanish) == "spanish"
+    assert settings.lines.entry_for(settings.lines.toll_free) is None
 
 
 def test_minimal_file_takes_every_other_value_from_the_defaults(tmp_path: Path) -> None:
@@ -355,3 +356,19 @@ def test_a_sandbox_interpreter_pin_is_refused_outside_the_sandbox(tmp_path: Path
 
     assert "interpreters.providers[0].pin" in str(error) and "sample password" in str(error)
     assert f"'{pin}'" not in shown(error) and f'"{pin}"' not in shown(error)
+
+
+def test_a_line_can_enter_the_menu_at_any_entry() -> None:
+    settings = load_settings(SANDBOX_FILE, lines={"entries": {"18883737998": "direct"}})
+
+    assert settings.lines.entry_for("18883737998") == "direct"
+    assert settings.lines.entry_for(settings.lines.spanish) == "spanish"
+
+
+async def test_a_line_entering_an_entry_the_menu_lacks_stops_the_engine_at_start() -> None:
+    from ivr.app import running_engine
+
+    settings = load_settings(SANDBOX_FILE, lines={"entries": {"18883737998": "nowhere"}})
+    with pytest.raises(SettingsError, match="lines.entries: no entry nowhere in the menu"):
+        async with running_engine(settings):
+            pass

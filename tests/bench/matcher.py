@@ -1,0 +1,233 @@
+"""The Redis matcher alone: decisions per second and their latency, against Redis's own limit.
+
+  .venv/bin/python -m tests.bench.matcher [--advocates 1000] [--calls 10000] [--queues 20] [--seconds 5]
+
+Runs on the sandbox's redis-server (brought up if needed), under a key
+prefix of its own. 1,000 advocates, each with three of the 20 queues'
+skills, and 10,000 calls waiting across the queues. Every advocate is
+ringing or away, so each decision is one advocate becoming available
+(``RoutingStore.set_state``, the script ``set_state.lua`` and its matching
+loop over the advocate's queues): it is offered the best waiting call at
+once. The advocate's phone then "fails" (``offer_failed``): they go away
+and the call is first in line again, so the queues stay full and the next
+decision finds the same work. Each decision therefore costs two scripts;
+the rate counts decisions, the latency is the decision's own round trip as
+the client sees it.
+
+The limit is ``redis-benchmark``'s rate for a trivial script (``EVALSHA`` of
+``return 1``) on the same server with as many connections, from C: what
+Redis itself allows whatever the script does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import multiprocessing
+import random
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+
+from routing import AdvocateState, Keys, QueueSpec, RoutingStore, WaitingCall
+
+from .stats import Summary
+
+PREFIX = "hlbench-matcher:"
+SKILLS_PER_ADVOCATE = 3
+OWNER = "bench-matcher"
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    password: str | None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def client(self, **kwargs) -> aioredis.Redis:
+        return aioredis.Redis.from_url(self.url, password=self.password, decode_responses=True, **kwargs)
+
+
+@dataclass(frozen=True)
+class MatcherResult:
+    decisions: int
+    seconds: float
+    latencies_s: list[float]  # each decision's round trip, sorted
+    redis_us_per_script: float  # Redis's own time per script call (INFO commandstats)
+
+    @property
+    def per_s(self) -> float:
+        return self.decisions / self.seconds
+
+
+@dataclass(frozen=True)
+class TrivialResult:
+    per_s: float
+    p99_ms: float
+
+
+def _queues(n: int) -> list[QueueSpec]:
+    return [QueueSpec(f"q{i:02d}", frozenset({f"s{i:02d}"})) for i in range(n)]
+
+
+def _advocate_ids(n: int) -> list[str]:
+    return [f"a{i:05d}" for i in range(n)]
+
+
+async def _clear(client: aioredis.Redis) -> None:
+    # The bench's own prefix on the sandbox's Redis; never on a live server.
+    keys = [key async for key in client.scan_iter(match=f"{PREFIX}*", count=1000)]
+    for start in range(0, len(keys), 1000):
+        await client.delete(*keys[start:start + 1000])
+
+
+async def populate(server: Server, *, advocates: int, calls: int, queues: int, seed: int = 7) -> None:
+    """A fresh prefix: every advocate away, `calls` calls waiting across the queues."""
+    rng = random.Random(seed)
+    specs = _queues(queues)
+    client = server.client()
+    try:
+        await _clear(client)
+        store = RoutingStore(client, specs, Keys(PREFIX))
+        for advocate in _advocate_ids(advocates):
+            skills = frozenset(rng.sample([next(iter(q.skills)) for q in specs], SKILLS_PER_ADVOCATE))
+            await store.upsert_advocate(advocate, advocate, f"PJSIP/{advocate}@carrier", skills,
+                                        frozenset({"advocate"}), f"{int(advocate[1:]):064x}")
+            await store.set_state(advocate, AdvocateState.AWAY)
+        now_ms = int(time.time() * 1000)
+        batch = []
+        for i in range(calls):
+            # One call in ten is a crisis call: the matcher's best-of-queues choice has priorities to weigh.
+            call = WaitingCall(f"c{i:06d}", specs[i % queues].name, 9 if i % 10 == 0 else 5,
+                               now_ms - rng.randrange(600_000), OWNER)
+            batch.append(store.enqueue(call, {}, 3600))
+            if len(batch) == 50:
+                await asyncio.gather(*batch)
+                batch = []
+        await asyncio.gather(*batch)
+    finally:
+        await client.aclose()
+
+
+async def _drive(server: Server, advocates: list[str], queues: int, concurrency: int,
+                 seconds: float) -> list[float]:
+    """Decisions by `concurrency` tasks, each cycling through its own advocates."""
+    client = server.client(max_connections=concurrency + 2)
+    store = RoutingStore(client, _queues(queues), Keys(PREFIX))
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(mine: list[str]) -> None:
+        while True:
+            for advocate in mine:
+                if time.perf_counter() >= deadline:
+                    return
+                started = time.perf_counter()
+                offers = await store.set_state(advocate, AdvocateState.AVAILABLE)
+                latencies.append(time.perf_counter() - started)
+                if len(offers) != 1:
+                    raise RuntimeError(f"advocate {advocate} became available and got {len(offers)} offers")
+                await store.offer_failed(offers[0].call_id, advocate)
+
+    try:
+        await asyncio.gather(*(worker(advocates[i::concurrency]) for i in range(concurrency)))
+    finally:
+        await client.aclose()
+    return latencies
+
+
+def _drive_process(args: tuple[Server, list[str], int, int, float]) -> list[float]:
+    return asyncio.run(_drive(*args))
+
+
+def measure(server: Server, *, advocates: int, queues: int, seconds: float, processes: int,
+            concurrency: int) -> MatcherResult:
+    """Drive decisions from `processes` client processes of `concurrency` tasks each."""
+    ids = _advocate_ids(advocates)
+    jobs = [(server, ids[p::processes], queues, concurrency, seconds) for p in range(processes)]
+    with redis.Redis(host=server.host, port=server.port, password=server.password) as admin:
+        admin.config_resetstat()  # the sandbox's Redis: its command statistics start again
+        started = time.perf_counter()
+        if processes == 1:
+            parts = [_drive_process(jobs[0])]
+        else:
+            with multiprocessing.get_context("spawn").Pool(processes) as pool:
+                parts = pool.map(_drive_process, jobs)
+        elapsed = time.perf_counter() - started
+        evalsha = admin.info("commandstats").get("cmdstat_evalsha", {})
+    latencies = sorted(x for part in parts for x in part)
+    # Process start-up is not decision time: the rate is over the driving window.
+    return MatcherResult(len(latencies), min(elapsed, seconds), latencies,
+                         float(evalsha.get("usec_per_call", "nan")))
+
+
+def trivial_script_limit(server: Server, connections: int, requests: int = 200_000) -> TrivialResult:
+    """redis-benchmark's own rate for EVALSHA of a trivial script, `connections` clients."""
+    tool = shutil.which("redis-benchmark")
+    if tool is None:
+        raise RuntimeError("redis-benchmark not found (Debian package redis-tools)")
+    with redis.Redis(host=server.host, port=server.port, password=server.password) as admin:
+        digest = admin.script_load("return 1")
+    auth = ["-a", server.password] if server.password else []
+    out = subprocess.run([tool, "-h", server.host, "-p", str(server.port), *auth, "-n", str(requests),
+                          "-c", str(connections), "--csv", "evalsha", digest, "0"],
+                         capture_output=True, text=True, check=True).stdout
+    row = next(r for r in csv.DictReader(io.StringIO(out)))
+    return TrivialResult(float(row["rps"]), float(row["p99_latency_ms"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--advocates", type=int, default=1000)
+    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--queues", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    server = sandbox_server()
+    asyncio.run(populate(server, advocates=args.advocates, calls=args.calls, queues=args.queues))
+    result = measure(server, advocates=args.advocates, queues=args.queues, seconds=args.seconds,
+                     processes=args.processes, concurrency=args.concurrency)
+    limit = trivial_script_limit(server, args.processes * args.concurrency)
+    ms = Summary.of(x * 1000 for x in result.latencies_s)
+    print(f"matcher, {args.advocates} advocates, {args.calls} calls waiting in {args.queues} queues, "
+          f"{args.processes}x{args.concurrency} clients: {result.per_s:,.0f} decisions/s, "
+          f"median {ms.median:.2f} ms, p99 {ms.p99:.2f} ms, worst {ms.worst:.2f} ms")
+    print(f"inside Redis: {result.redis_us_per_script:.1f} us per script call")
+    print(f"redis-benchmark, EVALSHA of 'return 1', {args.processes * args.concurrency} clients: "
+          f"{limit.per_s:,.0f}/s, p99 {limit.p99_ms:.2f} ms")
+    asyncio.run(cleanup(server))
+
+
+async def cleanup(server: Server) -> None:
+    client = server.client()
+    try:
+        await _clear(client)
+    finally:
+        await client.aclose()
+
+
+def sandbox_server() -> Server:
+    from ivr.cli import SANDBOX_CONFIG
+    from ivr.sandbox.control import Sandbox
+    from ivr.settings import load_settings
+
+    settings = load_settings(SANDBOX_CONFIG)
+    Sandbox(settings, SANDBOX_CONFIG).up()
+    password = settings.redis.password.get_secret_value() if settings.redis.password else None
+    return Server("127.0.0.1", settings.sandbox.redis_port, password)
+
+
+if __name__ == "__main__":
+    main()
