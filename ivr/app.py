@@ -33,6 +33,7 @@ from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
+from routing.daily import DailyCounts
 from routing.errors import RoutingError
 from routing.keys import Keys
 from routing.policy import CallPlan, QueuePolicy, plan_call
@@ -75,11 +76,13 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
         password=settings.redis.password.get_secret_value() if settings.redis.password else None)
     queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
-    store = RoutingStore(redis_client, queues=queues, keys=Keys(settings.redis.key_prefix))
+    keys = Keys(settings.redis.key_prefix)
+    store = RoutingStore(redis_client, queues=queues, keys=keys)
+    daily = DailyCounts(redis_client, keys, settings.wallboard.zone())
     session = aiohttp.ClientSession()
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
-    wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s)
+    wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s, metrics)
     hasher = CallerHasher(settings.privacy.hmac_key.get_secret_value().encode())
     routing = settings.routing
 
@@ -101,7 +104,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
-        menu=menu, hasher=hasher, wrap_up=wrap_up, forget=eng.forget))
+        menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget))
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,

@@ -43,7 +43,12 @@ class CallConfig:
 
 
 class WrapUpScheduler(Protocol):
-    def start(self, advocate_id: str) -> None: ...
+    def start(self, advocate_id: str, call_id: str | None = None) -> None: ...
+
+
+class DailyCounter(Protocol):
+    async def add(self, queue: str, *counts: str) -> None:
+        """Count the call today in `counts` (routing.daily.COUNTS) of `queue`, for every engine to read."""
 
 
 @dataclass
@@ -57,4 +62,5 @@ class CallServices:
     menu: MenuDefinition
     hasher: Callable[[str], str]
     wrap_up: WrapUpScheduler
+    daily: DailyCounter
     forget: Callable[[CallActor], None]
