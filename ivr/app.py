@@ -21,6 +21,7 @@ from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
 from ivr.offers import OffersListener
+from ivr.pages import Pages
 from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
@@ -31,6 +32,7 @@ from ivr.relay import RelayDetector
 from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
+from ivr.wallboard import Wallboard
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.daily import DailyCounts
@@ -113,9 +115,14 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
         if interpreters.providers else None
-    api = Api(store, Authenticator(roster), metrics, [q.name for q in queues],
+    auth = Authenticator(roster)
+    api = Api(store, auth, metrics, [q.name for q in queues],
               health=lambda: {"ari": stream.connected}, interpreters=desk)
-    runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=5)
+    wallboard = Wallboard(store, daily, auth, [policies[q.name] for q in queues], settings.wallboard.refresh_s)
+    http = api.app()
+    http.add_routes([*wallboard.routes(), *Pages().routes()])
+    http.on_shutdown.append(wallboard.close)
+    runner = web.AppRunner(http, access_log=None, shutdown_timeout=5)
     try:
         await _sync_roster(store, settings)
         await wrap_up.resume(int(time.time() * 1000))
