@@ -14,6 +14,7 @@
   let languages = [];    // what the interpreter providers serve
   let dispositions = {};  // id -> label
   let timer = null;
+  let shown = null;  // the state and call the message is about
 
   const path = (...parts) => "/" + parts.map(encodeURIComponent).join("/");
 
@@ -46,11 +47,16 @@
     $("state").textContent = label(STATES, state);
     $("state").className = `state state-${state}`;
     $("state-for").textContent = duration(Date.now() - advocate.state_since * 1000);
-    const busy = state === "ringing" || state === "on_call";
+    // During wrap-up the way out is "End wrap-up", with the call's disposition.
+    const busy = state === "ringing" || state === "on_call" || state === "wrap_up";
     $("go-available").disabled = busy || state === "available";
     $("go-away").disabled = busy || state === "away";
     $("go-offline").disabled = busy || state === "offline";
 
+    if (`${state} ${advocate.call}` !== shown) {
+      shown = `${state} ${advocate.call}`;
+      say("");  // what was said was about what went before
+    }
     $("call").hidden = !(advocate.call && call);
     if (advocate.call && call) {
       $("call-title").textContent = {ringing: "Incoming call", on_call: "On the call",
@@ -71,10 +77,27 @@
     }
   }
 
+  let reads = 0;
+
   async function refresh() {
+    // A read that started before a newer one (the poll racing an action's
+    // own refresh) must not draw an older state over it.
+    const mine = ++reads;
     try {
-      advocate = await api("GET", path("advocates", advocateId));
-      call = advocate.call ? await api("GET", path("calls", advocate.call)) : null;
+      const latest = await api("GET", path("advocates", advocateId));
+      let latestCall = null;
+      if (latest.call) {
+        try {
+          latestCall = await api("GET", path("calls", latest.call));
+        } catch (error) {
+          // 403 or 404: the call moved on between the two reads (a ring not
+          // taken goes back to the queue); the next read shows where things are.
+          if (!(error instanceof Hotline.ApiError) || error.status === 401) throw error;
+        }
+      }
+      if (mine !== reads) return;
+      advocate = latest;
+      call = latestCall;
       render();
     } catch (error) {
       if (error instanceof Hotline.ApiError && (error.status === 401 || error.status === 403)) {
@@ -88,8 +111,8 @@
   async function act(action, body, done) {
     try {
       advocate = await api("POST", path("advocates", advocateId, action), body);
-      say(done, "ok");
       await refresh();
+      say(done, "ok");
     } catch (error) {
       say(error.message, "error");
     }
@@ -98,7 +121,7 @@
   function signOut(why) {
     clearInterval(timer);
     Hotline.signOut();
-    advocateId = advocate = call = null;
+    advocateId = advocate = call = shown = null;
     $("desk").hidden = true;
     $("signout").hidden = true;
     $("signin").hidden = false;

@@ -15,9 +15,9 @@
     return share === null || share === undefined ? "—" : `${Math.round(share * 100)}%`;
   }
 
-  function figure(name, value, extra) {
-    return el("div", {class: "figure" + (extra ? " " + extra : "")}, el("span", {class: "value"}, value),
-              el("span", {class: "name"}, name));
+  function figure(name, value, extra, key) {
+    return el("div", {class: "figure" + (extra ? " " + extra : ""), dataset: {count: key || name}},
+              el("span", {class: "value"}, value), el("span", {class: "name"}, name));
   }
 
   function todayFigures(counts, target) {
@@ -25,7 +25,8 @@
       figure("offered", counts.offered),
       figure("answered", counts.answered),
       figure("abandoned", counts.abandoned, counts.abandoned ? "warn" : ""),
-      figure(target ? `answered within ${target} s` : "service level", percent(counts.service_level)),
+      figure(target ? `answered within ${target} s` : "service level", percent(counts.service_level), "",
+             "service_level"),
     ];
   }
 
