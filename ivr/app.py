@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from aiohttp import web
 
+from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S
 from ivr.api import Api, Authenticator, RosterEntry
 from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
@@ -99,7 +100,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                         queue_for_language=routing.queue_for_language, plan=plan,
                         is_relay=RelayDetector(routing.relay.numbers, routing.relay.dids),
                         relay_menu_factor=routing.relay.menu_timeout_factor,
-                        supervisor_ring_s=routing.crisis.supervisor_ring_s,
+                        supervisor_ring_s=routing.crisis.supervisor_ring_s, ari_url=settings.ari.url,
                         interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes)
     for policy in policies.values():
         metrics.service_level_target.labels(queue=policy.name).set(policy.service_level_s)
@@ -134,6 +135,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         tasks.spawn(offers.run(), name="offers")
         # Subscribed before any call can be queued: no offer is published unheard.
         await asyncio.wait_for(offers.subscribed.wait(), 10)
+        tasks.spawn(_heartbeat(store, settings.engine.instance_id), name="heartbeat")
+        tasks.spawn(engine.sweep_ghosts(), name="ghost-sweep")
         tasks.spawn(stream.run(), name="ari-events")
         log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
                  settings.engine.http_host, port)
@@ -166,6 +169,16 @@ def _queue_policies(settings: Settings, catalog: LanguageCatalog,
             tiers.append(replace(tier, interpreter=interpreter))
         policies[queue.name] = replace(policies[queue.name], widen=tuple(tiers))
     return policies
+
+
+async def _heartbeat(store: RoutingStore, owner: str) -> None:
+    """Tell other engines this one is alive, so they leave its calls alone."""
+    while True:
+        try:
+            await store.heartbeat(owner, HEARTBEAT_TTL_S)
+        except RoutingError:
+            pass  # Redis is down: nothing to tell anyone; /metrics shows it
+        await asyncio.sleep(HEARTBEAT_EVERY_S)
 
 
 async def _sync_roster(store: RoutingStore, settings: Settings) -> None:

@@ -35,6 +35,7 @@ from ivr.ari.events import (
     StasisStart,
 )
 from ivr.call_states import (
+    Adopt,
     Answering,
     ChannelGone,
     Connected,
@@ -97,6 +98,7 @@ class CallActor:
         self.plan: CallPlan | None = None  # fixed when the call joins the line
         self._steps_done = 0  # of plan.steps
         self._steps_pending = False  # a step fell due while an advocate's phone rang
+        self._extra_legs: tuple[str, ...] = ()  # found in an adopted call's bridge (an interpreter)
         self.hold = HoldLine(channel_id, services.rest)
         self._legs = 0
         # Joined as soon as the advocate answers: the operator for "other
@@ -122,6 +124,8 @@ class CallActor:
         match item:
             case StasisStart(channel=channel) if channel.id == self.channel:
                 await self._answer(item)
+            case Adopt():
+                await self._adopt(item)
             case StasisStart(channel=channel):
                 await self._leg_answered(channel.id)
             case ChannelDtmfReceived(channel=channel, digit=digit) if channel.id == self.channel:
@@ -177,6 +181,123 @@ class CallActor:
         log.info("call %s answered on the %s line%s", self.key, self.s.config.line_kind(self.did),
                  " (relay)" if self.relay else "")
         await self._menu(session.start())
+
+    # -- adoption -------------------------------------------------------------
+
+    async def _adopt(self, item: Adopt) -> None:
+        """Carry on a call a dead engine held, from where Redis and Asterisk say it is.
+
+        The caller never hears the change: a waiting caller keeps their music
+        and place in line, a connected call its bridge (Asterisk kept both).
+        """
+        if not isinstance(self.state, Answering):
+            return
+        self._legs = max([self._legs, *(_leg_number(leg) for leg in item.legs)])
+        record = item.record
+        try:
+            state = await self.s.store.adopt_call(self.key, self.s.config.owner) if record is not None else None
+        except RoutingError:
+            await self._to_fallback("routing_unavailable")
+            return
+        if record is None or state is None:
+            # Still in the menu when the engine died: start it again.
+            log.info("call %s adopted in the menu; starting it again", self.key)
+            session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did))
+            self.state = InMenu(session)
+            await self._menu(session.start())
+            return
+        self._restore(record)
+        queue = record.get("queue", self._plan.entry_queue)
+        arrival_ms = int(record.get("arrival_ms", "0"))
+        log.info("call %s adopted in state %s", self.key, state)
+        try:
+            match state:
+                case "waiting":
+                    self.state = Waiting(queue, arrival_ms)
+                    await self.hold.music()
+                    self._arm_comfort()
+                    await self._policy_due()
+                case "offered":
+                    await self._adopt_offered(item, record, queue, arrival_ms)
+                case "bridged":
+                    await self._adopt_bridged(item, record, queue)
+                case "escalating":
+                    # The supervisors' phones may still ring for a dead engine:
+                    # release them all and send the caller to the backup line.
+                    rung = [a.id for a in await self.s.store.list_advocates() if a.call_id == self.key]
+                    for leg in item.legs:
+                        await self._hangup(leg)
+                    await self.s.store.escalation_settled(self.key, None, rung)
+                    await self._to_fallback("crisis_escalation")
+                case _:
+                    await self._to_fallback("adopted")
+        except RoutingError:
+            await self._to_fallback("routing_unavailable")
+
+    def _restore(self, record: dict[str, str]) -> None:
+        """The call's plan and flags, rebuilt from its record."""
+        self.relay = record.get("relay") == "1"
+        self.caller_ref = record.get("caller_ref", "")
+        self.sip_call_id = record.get("sip_call_id", "")
+        language = record.get("language", "en")
+        self.plan = self.s.config.plan(self.s.config.queue_for_language(language), self.relay,
+                                       record.get("call_type") == "crisis")
+        waited_s = max(0.0, time.time() - int(record.get("arrival_ms", "0")) / 1000)
+        self._enqueued_at = time.monotonic() - waited_s
+        # Tiers already taken are not taken again; the interpreter the
+        # current tier (or the menu) asked for is still due on answer.
+        tiers = [t.queue for t in self._plan.tiers]
+        current = max((i for i, q in enumerate(tiers) if q == record.get("queue")), default=0)
+        for step in self._plan.steps:
+            if not (isinstance(step, Widen) and tiers.index(step.tier.queue) <= current):
+                break
+            self._steps_done += 1
+            if step.tier.interpreter is not None:
+                self.interpreter_on_answer = InterpreterRequest(step.tier.interpreter, source="overflow")
+        if language == "other" and self.interpreter_on_answer is None:
+            self.interpreter_on_answer = InterpreterRequest(None, source="menu")
+
+    async def _adopt_offered(self, item: Adopt, record: dict[str, str], queue: str, arrival_ms: int) -> None:
+        advocate = await self.s.store.get_advocate(record.get("advocate", ""))
+        offer = Offer(call_id=self.key, advocate_id=record.get("advocate", ""),
+                      endpoint=advocate.endpoint if advocate else "", queue=queue, owner=self.s.config.owner)
+        ringing = [leg for leg in item.legs if "-leg" in leg]
+        self.state = Waiting(queue, arrival_ms)
+        if not ringing:
+            await self._offer(offer)  # the dead engine never rang: ring now, once
+            return
+        leg = ringing[-1]
+        self.state = Ringing(queue, arrival_ms, offer, leg)
+        self.s.dispatcher.route(leg, self.key)
+        if leg in item.up_legs:
+            await self._connect(queue, offer, leg, recorded=False)
+        else:
+            self.timers.start("ring", self._plan.ring_s)
+
+    async def _adopt_bridged(self, item: Adopt, record: dict[str, str], queue: str) -> None:
+        advocate_id = record.get("advocate", "")
+        advocate = await self.s.store.get_advocate(advocate_id)
+        offer = Offer(call_id=self.key, advocate_id=advocate_id, endpoint=advocate.endpoint if advocate else "",
+                      queue=queue, owner=self.s.config.owner)
+        bridge = f"{self.key}-bridge"
+        in_bridge = [c for c in item.bridge or () if c != self.channel]
+        legs = [c for c in in_bridge if "-leg" in c or "-sup" in c]
+        self._extra_legs = tuple(c for c in in_bridge if c not in legs)
+        self.s.dispatcher.route(bridge, self.key)
+        for channel in in_bridge:
+            self.s.dispatcher.route(channel, self.key)
+        # The answer was at arrival + wait, both on the record: the handle
+        # time counts from there, not from the adoption (unknown without them).
+        answered_at = None
+        if "arrival_ms" in record and "waited_ms" in record:
+            answered_s = (int(record["arrival_ms"]) + int(record["waited_ms"])) / 1000
+            answered_at = time.monotonic() - max(0.0, time.time() - answered_s)
+        self.state = Connected(queue, offer, legs[0] if legs else "", bridge,
+                               FeatureCodes(self.s.config.feature_codes), answered_at=answered_at)
+        if not legs:
+            # The advocate hung up while no engine was listening: the call is over.
+            await self._hangup(self.channel)
+            await self._finish_connected("advocate hung up")
 
     async def _sip_call_id(self) -> str:
         # Carriers ask for the SIP Call-ID in trouble tickets; it names the
@@ -267,7 +388,7 @@ class CallActor:
                            owner=self.s.config.owner)
         fields = {"language": outcome.language, "call_type": outcome.call_type, "path": " ".join(outcome.path),
                   "no_input": str(int(outcome.no_input)), "did_kind": self.s.config.line_kind(self.did),
-                  "relay": str(int(self.relay)), "entry_queue": queue,
+                  "relay": str(int(self.relay)), "entry_queue": queue, "ari": self.s.config.ari_url,
                   "sip_call_id": self.sip_call_id, "caller_ref": self.caller_ref}
         try:
             offers = await self.s.store.enqueue(call, fields, self.s.config.call_ttl_s)
@@ -632,7 +753,8 @@ class CallActor:
                 time.monotonic() - connected.answered_at)
         if connected.interpreting is not None:
             await connected.interpreting.remove()
-        await self._hangup(connected.leg)
+        for leg in (connected.leg, *self._extra_legs):
+            await self._hangup(leg)
         try:
             await self.s.rest.destroy_bridge(connected.bridge)
         except AriNotFound:
@@ -694,3 +816,13 @@ def _concerns(item: object, interpreting: Interpreting) -> bool:
         return item.name == INTERPRETER_TIMER
     channel = getattr(item, "channel", None)
     return channel is not None and getattr(channel, "id", None) is not None and interpreting.owns(channel.id)
+
+
+def _leg_number(leg: str) -> int:
+    """n of a leg id "<call>-leg<n>" (or -sup<n>, -int<n>): new legs are numbered after it."""
+    digits = ""
+    for char in reversed(leg):
+        if not char.isdigit():
+            break
+        digits = char + digits
+    return int(digits) if digits else 0

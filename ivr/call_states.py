@@ -24,6 +24,21 @@ class OfferArrived:
 
 
 @dataclass(frozen=True)
+class Adopt:
+    """Take over a call another engine held when it died (see ivr.adoption).
+
+    `record` is the call's Redis record (None: it was still in the menu);
+    `legs` the ids of the channels of this call in the Stasis application,
+    other than the caller's; `bridge` its bridge if one exists.
+    """
+
+    record: dict[str, str] | None
+    legs: tuple[str, ...]
+    up_legs: frozenset[str]  # of `legs`, those answered
+    bridge: tuple[str, ...] | None  # the channels in the call's bridge, if it exists
+
+
+@dataclass(frozen=True)
 class ChannelGone:
     """Reconciliation found the caller's channel gone while the events stream was down."""
 

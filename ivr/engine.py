@@ -4,18 +4,22 @@ The engine turns what arrives from outside into work for the call actors:
 a StasisStart for an unknown caller channel becomes a new ``CallActor``;
 an offer published by the Redis matcher is posted to the actor holding that
 call; after the events WebSocket (re)connects, calls whose channels vanished
-meanwhile are told so. Per-call behaviour lives in ``ivr.call``.
+meanwhile are told so, and the calls of a dead engine are adopted
+(``ivr.adoption``). Per-call behaviour lives in ``ivr.call``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
+from ivr.adoption import GHOST_SWEEP_S, Adoption
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import Event, StasisStart, UnknownEvent
+from ivr.ari.models import Channel
 from ivr.call import CallActor
-from ivr.call_states import ChannelGone, OfferArrived
+from ivr.call_states import Adopt, ChannelGone, OfferArrived
 from ivr.dispatch import Dispatcher
 from ivr.services import CallServices
 from ivr.tasks import TaskSet
@@ -66,6 +70,15 @@ class Engine:
         self.dispatcher.register(actor)
         self.dispatcher.post(actor.key, event)
 
+    def adopt(self, caller: Channel, did: str, item: Adopt) -> None:
+        """A call a dead engine held: an actor of ours carries it on."""
+        actor = CallActor(caller.id, did, self.services)
+        self.calls[actor.key] = actor
+        self.dispatcher.register(actor)
+        for leg in item.legs:
+            self.dispatcher.route(leg, actor.key)
+        self.dispatcher.post(actor.key, item)
+
     def forget(self, actor: CallActor) -> None:
         self.calls.pop(actor.key, None)
         self.tasks.spawn(self.dispatcher.unregister(actor.key), name=f"unregister-{actor.key}")
@@ -101,3 +114,11 @@ class Engine:
         for key in gone:
             self.dispatcher.post(key, ChannelGone())
         log.info("reconciled: %d calls held, %d gone while disconnected", len(self.calls) - len(gone), len(gone))
+        # Calls in our application nobody holds: a dead engine's, ours now.
+        await Adoption(self.services, self.calls, self.adopt).run()
+
+    async def sweep_ghosts(self) -> None:
+        """Forever: clear calls whose caller left while their engine was dead."""
+        while True:
+            await asyncio.sleep(GHOST_SWEEP_S)
+            await Adoption(self.services, self.calls, self.adopt).clear()

@@ -38,6 +38,9 @@ class CallConfig:
     is_relay: Callable[[str, str], bool] = lambda number, did: False
     relay_menu_factor: float = 3.0
     supervisor_ring_s: float = 20.0
+    # The Asterisk this engine controls: calls record it, so that an engine
+    # clearing a dead engine's calls touches only those of its own Asterisk.
+    ari_url: str = ""
     interpreter_providers: tuple[ProviderSettings, ...] = ()
     feature_codes: Mapping[str, str] = field(default_factory=dict)
 

@@ -86,6 +86,12 @@ class Keys:
         past midnight, nothing older is kept."""
         return f"{self.prefix}day:{day}:{queue}"
 
+    def engine(self, owner: str) -> str:
+        """STRING heartbeat of the engine `owner`, refreshed every few seconds
+        with a short expiry: while it exists the engine is alive, and the
+        calls it owns are not another engine's to clean up."""
+        return f"{self.prefix}engine:{owner}"
+
     def tokens(self) -> str:
         """HASH sha256(token) hex -> advocate id. Entry lives as long as the
         advocate keeps that token hash."""

@@ -52,6 +52,7 @@ class Scripts:
     escalate: AsyncScript
     escalation_settled: AsyncScript
     end_wrap_up: AsyncScript
+    adopt_call: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

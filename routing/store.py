@@ -304,6 +304,46 @@ class RoutingStore:
         with redis_errors():
             return [int(t) for t in await self._redis.lrange(self._keys.answered(queue), 0, -1)]
 
+    async def adopt_call(self, call_id: str, owner: str) -> str | None:
+        """Make `owner` the engine holding the call; its state, or None if unknown."""
+        with redis_errors():
+            return await self._scripts.adopt_call(keys=[self._keys.call(call_id)],
+                                                  args=[self._keys.prefix, owner])
+
+    async def heartbeat(self, owner: str, ttl_s: int) -> None:
+        with redis_errors():
+            await self._redis.set(self._keys.engine(owner), self._now_ms(), ex=ttl_s)
+
+    async def alive(self, owners: Sequence[str]) -> set[str]:
+        """Which of `owners` have a live heartbeat."""
+        owners = list(dict.fromkeys(owners))
+        if not owners:
+            return set()
+        with redis_errors():
+            beats = await self._redis.mget([self._keys.engine(o) for o in owners])
+        return {o for o, beat in zip(owners, beats) if beat is not None}
+
+    async def live_calls(self) -> dict[str, dict[str, str]]:
+        """Every call some engine should be holding: waiting in a queue,
+        ringing an advocate, or on a call with one, with its record. Read
+        from the queues, the ringing set and the advocates (no KEYS scan)."""
+        k = self._keys
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for queue in self._queue_names:
+                    pipe.zrange(k.waiting(queue), 0, -1)
+                pipe.zrange(k.ringing(), 0, -1)
+                ids = [i for reply in await pipe.execute() for i in reply]
+            for advocate in await self.list_advocates():
+                if advocate.call_id and advocate.state in (AdvocateState.ON_CALL, AdvocateState.RINGING):
+                    ids.append(advocate.call_id)
+            ids = list(dict.fromkeys(ids))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call_id in ids:
+                    pipe.hgetall(k.call(call_id))
+                records = await pipe.execute()
+        return {i: r for i, r in zip(ids, records) if r}
+
     async def abandon(self, call_id: str) -> bool:
         """The caller hung up while waiting; False if the call was not waiting."""
         with redis_errors():

@@ -209,3 +209,116 @@ def test_spanish_line_starts_in_spanish_at_the_call_type_menu(menu):
     finish = [a for a in session.digit("3") if isinstance(a, Finish)]
     assert finish and finish[0].outcome.language == "es" and finish[0].outcome.call_type == "referral"
     assert finish[0].outcome.path == ("entry:spanish", "call_type:3")
+
+
+# -- relay calls (TRS/711) and silent callers ----------------------------------------------
+
+RELAY_FACTOR = 3.0
+
+
+def wait_of(actions) -> float:
+    timers = [a.seconds for a in actions if isinstance(a, StartTimer)]
+    assert len(timers) == 1, actions
+    return timers[0]
+
+
+def stay_silent(session: MenuSession, actions=()) -> MenuOutcome:
+    """Let every prompt play out and every no-input timer fire until the menu finishes."""
+    actions = list(actions)
+    for _ in range(50):
+        if session.finished:
+            break
+        actions += session.prompt_finished() if session.state.phase.value in (
+            "playing", "announcing") else session.timed_out()
+    return finish(actions)
+
+
+def test_relay_choice_multiplies_every_later_timeout(menu):
+    session = MenuSession(menu, relay_timeout_factor=RELAY_FACTOR)
+    session.start()
+    assert wait_of(session.prompt_finished()) == menu.nodes["language"].timeout  # not relay yet
+    session.digit("4")
+    assert wait_of(session.prompt_finished()) == menu.nodes["call_type"].timeout * RELAY_FACTOR
+    session.digit("7")  # invalid: the menu again, still at relay speed
+    assert wait_of(session.prompt_finished()) == menu.nodes["call_type"].timeout * RELAY_FACTOR
+    outcome = finish(session.digit("2"))
+    assert (outcome.relay, outcome.language, outcome.call_type) == (True, "en", "tip")
+
+
+def test_relay_factor_compounds_with_the_timeout_factor(menu):
+    session = MenuSession(menu, timeout_factor=2.0, relay_timeout_factor=RELAY_FACTOR)
+    session.start()
+    session.digit("4")
+    assert wait_of(session.prompt_finished()) == menu.nodes["call_type"].timeout * 2.0 * RELAY_FACTOR
+
+
+@pytest.mark.parametrize("digit", ["1", "2", "3"])
+def test_other_language_choices_are_not_relay_and_keep_normal_timeouts(menu, digit):
+    session = MenuSession(menu, relay_timeout_factor=RELAY_FACTOR)
+    session.start()
+    session.digit(digit)
+    assert wait_of(session.prompt_finished()) == menu.nodes["call_type"].timeout
+    assert finish(session.digit("2")).relay is False
+
+
+def test_session_started_as_relay_multiplies_from_the_first_wait(menu):
+    session = MenuSession(menu, relay=True, relay_timeout_factor=RELAY_FACTOR)
+    session.start()
+    assert wait_of(session.prompt_finished()) == menu.nodes["language"].timeout * RELAY_FACTOR
+    session.digit("1")  # choosing a language does not undo what the line said
+    assert wait_of(session.prompt_finished()) == menu.nodes["call_type"].timeout * RELAY_FACTOR
+    assert finish(session.digit("1")).relay is True
+
+
+def test_relay_timeout_factor_must_be_positive(menu):
+    with pytest.raises(ValueError, match="relay_timeout_factor"):
+        MenuSession(menu, relay_timeout_factor=0)
+
+
+def test_relay_entry_skips_the_language_menu(menu):
+    session = MenuSession(menu, entry="relay", relay_timeout_factor=RELAY_FACTOR)
+    (play, _guard) = session.start()
+    assert play.prompt_ids == (*menu.entries["relay"].say, *menu.nodes["call_type"].prompts)
+    assert "language_menu" not in play.prompt_ids
+    assert wait_of(session.prompt_finished()) == menu.nodes["call_type"].timeout * RELAY_FACTOR
+    outcome = finish(session.digit("1"))
+    assert (outcome.relay, outcome.call_type, outcome.priority) == (True, "crisis", 9)
+    assert outcome.path == ("entry:relay", "call_type:1")
+
+
+def test_caller_who_pressed_nothing_at_all_is_silent(menu):
+    session = MenuSession(menu)
+    outcome = stay_silent(session, session.start())
+    assert outcome.no_input and outcome.silent
+
+
+def test_silent_caller_on_the_relay_line_is_silent(menu):
+    session = MenuSession(menu, entry="relay")
+    outcome = stay_silent(session, session.start())
+    assert outcome.silent and outcome.relay
+
+
+def test_caller_who_chose_then_fell_silent_is_not_silent(menu):
+    session = MenuSession(menu)
+    session.start()
+    session.digit("1")
+    outcome = stay_silent(session)
+    assert outcome.no_input and not outcome.silent
+
+
+def test_caller_who_was_silent_then_chose_is_not_silent(menu):
+    session = MenuSession(menu)
+    session.start()
+    for _ in range(menu.nodes["language"].retries + 1):
+        session.prompt_finished()
+        session.timed_out()
+    outcome = finish(session.digit("2"))
+    assert outcome.no_input and not outcome.silent
+
+
+def test_caller_out_of_tries_on_invalid_digits_is_not_silent(menu):
+    session = MenuSession(menu)
+    at_call_type_menu(session)
+    for _ in range(menu.nodes["call_type"].retries + 1):
+        session.digit("8")
+    assert not stay_silent(session).silent

@@ -1,0 +1,161 @@
+"""Taking over the calls of an engine that died, and clearing what it left behind.
+
+Asterisk outlives the engine: a caller in our Stasis application stays there
+with music on hold, a connected caller stays bridged with the advocate. When
+an engine (re)connects it finds every channel in its application that no
+call actor of its own holds, and adopts it: the call's Redis record says
+where it was (waiting, ringing an advocate, connected), and the actor carries
+on from there. Calls in Redis whose caller left while no engine listened
+(their channel is gone, their owner's heartbeat too) are cleared, so they do
+not hold an advocate or a place in line.
+
+Which channels belong to which call is decided by ``group_channels``, a pure
+function over what ARI reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+from ivr.ari.errors import AriError, AriNotFound
+from ivr.ari.models import Bridge, Channel
+from ivr.call_states import Adopt
+from ivr.services import CallServices
+from routing.errors import RoutingError, StaleOffer
+
+log = logging.getLogger(__name__)
+
+# Heartbeat of each engine in Redis: calls of an engine without one are
+# another engine's to adopt or clear.
+HEARTBEAT_TTL_S = 15
+HEARTBEAT_EVERY_S = 5
+GHOST_SWEEP_S = 20
+
+
+@dataclass
+class CallChannels:
+    caller: Channel
+    did: str
+    legs: list[Channel] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Grouped:
+    calls: dict[str, CallChannels]  # by caller channel id
+    orphans: tuple[str, ...]  # legs whose caller is gone
+
+
+def _stasis_args(channel: Channel) -> list[str]:
+    # app_data of a channel in Stasis: "<app>,<arg>,<arg>..." as passed by
+    # the dialplan (the DID) or by our originate (leg,<call> / interpreter,<call>).
+    return (channel.dialplan.app_data or "").split(",")[1:]
+
+
+def group_channels(channels: Iterable[Channel], in_app: set[str], held: set[str]) -> Grouped:
+    """The callers in our application no actor holds, with their legs."""
+    calls: dict[str, CallChannels] = {}
+    legs: list[tuple[str, Channel]] = []
+    for channel in channels:
+        if channel.id not in in_app:
+            continue
+        args = _stasis_args(channel)
+        if args and args[0] in ("leg", "interpreter") and len(args) > 1:
+            legs.append((args[1], channel))
+        elif channel.id not in held:
+            calls[channel.id] = CallChannels(channel, args[0] if args else "")
+    orphans = []
+    for call_id, leg in legs:
+        if call_id in calls:
+            calls[call_id].legs.append(leg)
+        elif call_id not in held:
+            orphans.append(leg.id)
+    return Grouped(calls, tuple(orphans))
+
+
+class Adoption:
+    def __init__(self, services: CallServices, held: Collection[str],
+                 adopt: Callable[[Channel, str, Adopt], None]) -> None:
+        self.s = services
+        self._held = held  # the engine's own calls (a live view)
+        self._adopt = adopt  # (caller channel, DID, what to adopt): a new call actor
+
+    async def run(self) -> int:
+        """Adopt what this engine finds in its application; clear ghosts. Returns calls adopted."""
+        try:
+            app = await self.s.rest.get_application(self.s.config.app)
+            channels = await self.s.rest.list_channels()
+            bridges = {b.id: b for b in await self.s.rest.list_bridges()}
+        except AriError as exc:
+            log.warning("adoption: cannot read the application (%s)", type(exc).__name__)
+            return 0
+        in_app = set(app.get("channel_ids", []))
+        grouped = group_channels(channels, in_app, set(self._held))
+        for leg in grouped.orphans:
+            await self._hang_up(leg)
+        adopted = 0
+        for call_id, found in grouped.calls.items():
+            try:
+                record = await self.s.store.get_call(call_id)
+            except RoutingError:
+                record = None  # still adopted: the actor finds Redis down and takes the fallback
+            bridge = bridges.get(f"{call_id}-bridge")
+            item = Adopt(record=record, legs=tuple(c.id for c in found.legs),
+                         up_legs=frozenset(c.id for c in found.legs if c.state == "Up"),
+                         bridge=bridge.channels if isinstance(bridge, Bridge) else None)
+            self._adopt(found.caller, found.did, item)
+            adopted += 1
+        if adopted or grouped.orphans:
+            log.warning("adoption: %d calls taken over, %d orphan legs hung up", adopted, len(grouped.orphans))
+        await self._clear_ghosts({c.id for c in channels})
+        return adopted
+
+    async def clear(self) -> None:
+        """Clear ghosts only: run every GHOST_SWEEP_S, since a dead engine's
+        heartbeat outlives it by up to HEARTBEAT_TTL_S."""
+        try:
+            channels = await self.s.rest.list_channels()
+        except AriError:
+            return
+        await self._clear_ghosts({c.id for c in channels})
+
+    async def _clear_ghosts(self, live_channels: set[str]) -> None:
+        """Calls Redis still routes whose caller left while their engine was dead."""
+        try:
+            calls = await self.s.store.live_calls()
+            owners = {r.get("owner", "") for r in calls.values()}
+            alive = await self.s.store.alive(sorted(owners)) | {self.s.config.owner}
+        except RoutingError:
+            return
+        for call_id, record in calls.items():
+            if call_id in live_channels or record.get("owner", "") in alive or call_id in self._held:
+                continue
+            if record.get("ari") not in (None, self.s.config.ari_url):
+                continue  # another Asterisk's call: its own engine will see to it
+            await self._clear(call_id, record)
+
+    async def _clear(self, call_id: str, record: dict[str, str]) -> None:
+        state, advocate = record.get("state"), record.get("advocate", "")
+        log.warning("adoption: call %s (%s) lost its caller while no engine held it; clearing", call_id, state)
+        try:
+            if state == "waiting":
+                await self.s.store.abandon(call_id)
+            elif state == "offered":
+                await self.s.store.offer_cancelled(call_id, advocate)
+            elif state == "bridged":
+                await self.s.store.call_ended(call_id, advocate)
+                self.s.wrap_up.start(advocate)
+            elif state == "escalating":
+                rung = [a.id for a in await self.s.store.list_advocates() if a.call_id == call_id]
+                await self.s.store.escalation_settled(call_id, None, rung)
+        except StaleOffer:
+            pass
+        except RoutingError:
+            log.error("adoption: could not clear call %s", call_id)
+
+    async def _hang_up(self, channel_id: str) -> None:
+        try:
+            await self.s.rest.hangup(channel_id)
+        except AriNotFound:
+            pass

@@ -1,0 +1,130 @@
+"""An engine killed with SIGKILL, replaced by a new one: Asterisk kept the calls,
+the new engine adopts them from where Redis says they were."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+
+import aiohttp
+
+from ivr.adoption import GHOST_SWEEP_S, HEARTBEAT_TTL_S
+from ivr.app import running_engine
+from ivr.ari.rest import AriRest
+from ivr.cli import SANDBOX_CONFIG
+from ivr.sandbox.phones_client import PhonesClient
+
+from .conftest import PHONES, TEST_PREFIX, EngineApi, eventually, settings_with
+from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
+
+DOOMED_PORT = 18081
+
+
+async def start_doomed_engine() -> asyncio.subprocess.Process:
+    env = {**os.environ, "HOTLINE_REDIS__KEY_PREFIX": TEST_PREFIX, "HOTLINE_ENGINE__INSTANCE_ID": "doomed",
+           "HOTLINE_ENGINE__HTTP_PORT": str(DOOMED_PORT), "HOTLINE_ENGINE__LOG_LEVEL": "WARNING",
+           "HOTLINE_ROUTING__ADVOCATE_RING_S": "3", "HOTLINE_ROUTING__WRAP_UP_S": "1"}
+    hotline = os.path.join(os.path.dirname(sys.executable), "hotline")  # the console script
+    return await asyncio.create_subprocess_exec(
+        hotline, "--config", str(SANDBOX_CONFIG), "run", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def healthy(http: aiohttp.ClientSession, port: int) -> bool:
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def test_killed_engine_leaves_no_call_behind_the_next_one_adopts_them_in_place(
+        phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession, redis_client):
+    doomed = await start_doomed_engine()
+    try:
+        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
+        first = EngineApi(http, DOOMED_PORT)
+        await first.act("ana", "login")
+        connected = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+        await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+        await asyncio.sleep(0.5)  # two waiting callers with distinct arrivals
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="11")  # a crisis: goes first
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+        async def three_waiting_for_the_first_engine():
+            return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 3
+        await eventually(three_waiting_for_the_first_engine, ROUTE_S, "three callers waiting")
+    finally:
+        if doomed.returncode is None:
+            doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+
+    async with running_engine(settings_with()) as engine:
+        async def three_waiting():
+            waiting = await engine.store.waiting("english")
+            return waiting if len(waiting) == 3 else None
+        order = await eventually(three_waiting, 5, "the three callers still waiting")
+
+        async def adopted():
+            return len(engine.engine.calls) == 4
+        await eventually(adopted, 10, "the new engine holding all four calls")
+        records = {c: await engine.store.get_call(c) for c in order}
+        assert [records[c]["call_type"] for c in order] == ["crisis", "tip", "tip"]
+        assert {r["owner"] for r in records.values()} == {engine.engine.services.config.owner}
+        # The connected call is still bridged: Asterisk held it while no engine ran.
+        assert (await phones.call(connected["id"]))["state"] == "answered"
+
+        api = EngineApi(http, engine.http_port)
+        for advocate in ("luis", "mei", "sam"):
+            await api.act(advocate, "login")
+        for number in (PHONES["luis"], PHONES["mei"], PHONES["sam"]):
+            await phones.wait_for(answered_at(number), 10, what=f"{number} answering an adopted call")
+
+        # The advocate of the adopted connected call hangs up: the new engine
+        # ends it and puts her in wrap-up, as if it had connected her itself.
+        ana_call = next(e for e in phones.seen if answered_at(PHONES["ana"])(e))
+        await phones.hangup(ana_call["call"])
+        await phones.wait_for(lambda e: e["call"] == connected["id"] and e["kind"] == "ended", 10,
+                              what="the connected caller's call ended with it")
+
+        async def ana_after_the_call():
+            _, ana = await api.request("GET", "/advocates/ana", "ana")
+            return ana["state"] in ("wrap_up", "available")
+        await eventually(ana_after_the_call, 10, "ana in wrap-up, then available")
+        assert await engine.store.waiting("english") == []
+
+    rings = Counter(e["number"] for e in phones.seen if e["kind"] == "ringing" and e["direction"] == "in")
+    assert all(n == 1 for n in rings.values()), rings  # nobody rang twice
+
+
+async def test_caller_who_hangs_up_while_no_engine_runs_is_cleared_and_holds_no_place(
+        phones: PhonesClient, http: aiohttp.ClientSession, redis_client):
+    doomed = await start_doomed_engine()
+    try:
+        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
+        call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+        async def waiting_for_the_first_engine():
+            return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
+        await eventually(waiting_for_the_first_engine, ROUTE_S, "the caller waiting")
+    finally:
+        if doomed.returncode is None:
+            doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+    await phones.hangup(call["id"])  # nobody is listening for this
+
+    async with running_engine(settings_with()) as engine:
+        async def cleared():
+            return await engine.store.waiting("english") == []
+        # After the dead engine's heartbeat runs out, a sweep clears the call.
+        await eventually(cleared, HEARTBEAT_TTL_S + GHOST_SWEEP_S + 5, "the ghost call cleared")
+        api = EngineApi(http, engine.http_port)
+        await api.act("luis", "login")
+        await asyncio.sleep(1)  # a ghost offer would ring luis within this
+        _, luis = await api.request("GET", "/advocates/luis", "luis")
+        assert luis["state"] == "available"
+        assert not [e for e in phones.seen if e["kind"] == "ringing" and e["number"] == PHONES["luis"]]
