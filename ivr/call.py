@@ -529,7 +529,6 @@ class CallActor:
         within = within_target(waited, self._plan.policy)
         if within:
             self.s.metrics.answered_within_target.labels(**labels).inc()
-        await self._count_today("answered", *(("answered_within_target",) if within else ()))
         try:
             if not recorded:
                 await self.s.store.offer_answered(self.key, offer.advocate_id)
@@ -537,6 +536,8 @@ class CallActor:
                                                       "waited_ms": str(int(waited * 1000))})
         except RoutingError:
             log.error("call %s: could not record the answer in Redis; the call goes on", self.key)
+        # After the routing record: the advocate's state comes first.
+        await self._count_today("answered", *(("answered_within_target",) if within else ()))
         log.info("call %s connected to advocate %s after %.1f s", self.key, offer.advocate_id, waited)
 
     async def _leg_gone(self) -> None:
