@@ -44,7 +44,7 @@ class CallChannels:
 @dataclass(frozen=True)
 class Grouped:
     calls: dict[str, CallChannels]  # by caller channel id
-    orphans: tuple[str, ...]  # legs whose caller is gone
+    orphans: tuple[str, ...]  # legs whose caller is gone, and a dead engine's monitoring channels
 
 
 def _stasis_args(channel: Channel) -> list[str]:
@@ -57,15 +57,20 @@ def group_channels(channels: Iterable[Channel], in_app: set[str], held: set[str]
     """The callers in our application no actor holds, with their legs."""
     calls: dict[str, CallChannels] = {}
     legs: list[tuple[str, Channel]] = []
+    orphans: list[str] = []
     for channel in channels:
         if channel.id not in in_app:
             continue
         args = _stasis_args(channel)
-        if args and args[0] in ("leg", "interpreter") and len(args) > 1:
+        if args and args[0] in ("monitor", "snoop") and len(args) > 1:
+            # A supervisor's monitoring is not carried over: their phone and
+            # the snoop hang up (they may ask again), the call goes on.
+            if args[1] not in held:
+                orphans.append(channel.id)
+        elif args and args[0] in ("leg", "interpreter") and len(args) > 1:
             legs.append((args[1], channel))
         elif channel.id not in held:
             calls[channel.id] = CallChannels(channel, args[0] if args else "")
-    orphans = []
     for call_id, leg in legs:
         if call_id in calls:
             calls[call_id].legs.append(leg)

@@ -2,9 +2,11 @@
 
 Every request but /metrics, /healthz and /openapi.json carries an advocate's
 bearer token. An advocate acts on their own record only; supervisors (role
-``supervisor``) may read everyone's and look calls up. Tokens are kept only
-as SHA-256 digests and compared in constant time. Errors are JSON
-``{"error": "..."}`` with a 4xx that says why.
+``supervisor``) may read everyone's, look calls up, and listen to, whisper
+to or barge into a connected call (``ivr.monitoring``). Tokens are kept only
+as SHA-256 digests and compared in constant time; a client that keeps
+presenting unknown tokens is refused for a while (``ivr.throttle``). Errors
+are JSON ``{"error": "..."}`` with a 4xx that says why.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
 from ivr.interpreters.catalog import Language
+from ivr.monitoring import MonitorAnswer, Mode, parse_mode
 from ivr.openapi import OPENAPI
+from ivr.throttle import BadTokenThrottle, client_of
 from ivr.wrapup import DISPOSITIONS, record_wrap_up_end
 from metrics.hotline import HotlineMetrics
 from routing.advocates import Advocate, AdvocateState
@@ -47,14 +52,23 @@ class RosterEntry:
 
 
 class Authenticator:
-    def __init__(self, roster: Sequence[RosterEntry]) -> None:
+    def __init__(self, roster: Sequence[RosterEntry], throttle: BadTokenThrottle,
+                 trusted_proxies: Collection[str] = ()) -> None:
         self._roster = tuple(roster)
+        self._throttle = throttle
+        self._trusted_proxies = frozenset(trusted_proxies)
 
     def principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise json_error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
+        client = client_of(request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies)
+        # Before the token is looked at: a shut-out client learns nothing from it.
+        wait = self._throttle.retry_after(client)
+        if wait is not None:
+            raise json_error(web.HTTPTooManyRequests, "too many unknown tokens from this address; try again later",
+                             headers={"Retry-After": str(math.ceil(wait))})
         # aiohttp decodes header bytes that are not UTF-8 as surrogates; hash the
         # bytes as sent, so such a token is merely unknown rather than a 500.
         digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
@@ -64,6 +78,9 @@ class Authenticator:
             if hmac.compare_digest(entry.token_sha256, digest):
                 found = entry
         if found is None:
+            if self._throttle.failed(client):
+                log.warning("api: client %s refused for a while after %d unknown tokens", client,
+                            self._throttle.max_failures)
             raise json_error(web.HTTPUnauthorized, "unknown token")
         return Principal(found.advocate_id, found.supervisor)
 
@@ -75,8 +92,9 @@ class Authenticator:
         return principal
 
 
-def json_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
-    return kind(text=json.dumps({"error": message}), content_type="application/json")
+def json_error(kind: type[web.HTTPException], message: str,
+               headers: dict[str, str] | None = None) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
 def _advocate_json(advocate: Advocate) -> dict[str, object]:
@@ -111,11 +129,18 @@ class InterpreterControl(Protocol):
         """The languages some provider serves, by English name."""
 
 
+class MonitorControl(Protocol):
+    async def request(self, call_id: str, supervisor: str, mode: Mode | None) -> MonitorAnswer | None:
+        """The call's answer to a supervisor starting, switching (``mode``) or
+        stopping (None) monitoring; None if this engine does not hold the call."""
+
+
 class Api:
     def __init__(self, store: RoutingStore, auth: Authenticator, metrics: HotlineMetrics,
                  queues: Sequence[str], health: Callable[[], dict[str, bool]],
-                 interpreters: InterpreterControl | None = None) -> None:
+                 interpreters: InterpreterControl | None = None, monitoring: MonitorControl | None = None) -> None:
         self.interpreters = interpreters
+        self.monitoring = monitoring
         self.store = store
         self.auth = auth
         self.metrics = metrics
@@ -136,6 +161,8 @@ class Api:
             web.get("/calls/{id}", self.get_call),
             web.post("/calls/{id}/interpreter", self.add_interpreter),
             web.delete("/calls/{id}/interpreter", self.remove_interpreter),
+            web.post("/calls/{id}/monitor", self.monitor),
+            web.delete("/calls/{id}/monitor", self.stop_monitoring),
         ])
         return app
 
@@ -300,6 +327,47 @@ class Api:
         if not self.interpreters.request(call_id, None, remove=True):
             raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         return web.json_response({"call": call_id, "status": "removing"}, status=202)
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        """A supervisor listens, whispers to the advocate or barges in; the same
+        supervisor posting another mode switches to it."""
+        principal = self._authorise(request)  # supervisors only
+        body = await _json_body(request)
+        try:
+            mode = parse_mode(body.get("mode"))
+        except ValueError as exc:
+            raise json_error(web.HTTPUnprocessableEntity, f"mode: {exc}") from None
+        call_id = await self._connected_call(request)
+        answer = await self._ask(call_id, principal, mode)
+        return web.json_response({"call": call_id, "mode": str(mode), "status": answer.status},
+                                 status=200 if answer.status == "unchanged" else 202)
+
+    async def stop_monitoring(self, request: web.Request) -> web.Response:
+        principal = self._authorise(request)
+        call_id = await self._connected_call(request)
+        answer = await self._ask(call_id, principal, None)
+        return web.json_response({"call": call_id, "status": answer.status}, status=202)
+
+    async def _connected_call(self, request: web.Request) -> str:
+        call_id = request.match_info["id"]
+        record = await self.store.get_call(call_id)
+        if record is None:
+            raise json_error(web.HTTPNotFound, f"no call {call_id!r}")
+        if record.get("state") != "bridged":
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
+        return call_id
+
+    async def _ask(self, call_id: str, principal: Principal, mode: Mode | None) -> MonitorAnswer:
+        if self.monitoring is None:
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+        answer = await self.monitoring.request(call_id, principal.advocate_id, mode)
+        if answer is None:
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+        if answer.status == "timeout":
+            raise json_error(web.HTTPServiceUnavailable, answer.detail)
+        if not answer.accepted:
+            raise json_error(web.HTTPConflict, answer.detail)
+        return answer
 
 
 def _disposition(action: str, body: dict[str, object]) -> str | None:

@@ -26,16 +26,20 @@ from ivr.pages import Pages
 from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
+from ivr.logs import redact_url
 from ivr.menu import load_menu
+from ivr.monitoring import MonitorDesk
 from ivr.prompts import load_prompts, prompt_catalog
 from ivr.privacy import CallerHasher
 from ivr.relay import RelayDetector
 from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
+from ivr.throttle import BadTokenThrottle
 from ivr.wallboard import Wallboard
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
+from routing.audit import SupervisorAudit
 from routing.daily import DailyCounts
 from routing.errors import RoutingError
 from routing.keys import Keys
@@ -55,6 +59,7 @@ class Running:
     metrics: HotlineMetrics
     stream: EventStream
     http_port: int
+    audit: SupervisorAudit
 
 
 @contextlib.asynccontextmanager
@@ -82,6 +87,9 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     keys = Keys(settings.redis.key_prefix)
     store = RoutingStore(redis_client, queues=queues, keys=keys)
     daily = DailyCounts(redis_client, keys, settings.wallboard.zone())
+    monitoring = settings.monitoring
+    audit = SupervisorAudit(redis_client, keys, max_entries=monitoring.audit_max_entries,
+                            retention_s=monitoring.audit_retention_days * 86400)
     session = aiohttp.ClientSession()
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
@@ -101,24 +109,30 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                         is_relay=RelayDetector(routing.relay.numbers, routing.relay.dids),
                         relay_menu_factor=routing.relay.menu_timeout_factor,
                         supervisor_ring_s=routing.crisis.supervisor_ring_s, ari_url=settings.ari.url,
-                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes)
+                        interpreter_providers=interpreters.providers, feature_codes=interpreters.feature_codes,
+                        monitor_ring_s=monitoring.ring_s)
     for policy in policies.values():
         metrics.service_level_target.labels(queue=policy.name).set(policy.service_level_s)
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
-        menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget))
+        menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
                          on_connected=engine.reconcile, on_state=lambda up: metrics.ari_connected.set(int(up)),
+                         on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
         if interpreters.providers else None
-    auth = Authenticator(roster)
+    monitor_desk = MonitorDesk(engine.dispatcher.post, timeout_s=monitoring.request_timeout_s,
+                               endpoints={a.id: a.endpoint for a in settings.advocates if "supervisor" in a.roles})
+    throttle = BadTokenThrottle(settings.api.bad_tokens_max, settings.api.bad_tokens_window_s,
+                                settings.api.bad_tokens_clients_max)
+    auth = Authenticator(roster, throttle, settings.api.trusted_proxies)
     api = Api(store, auth, metrics, [q.name for q in queues],
-              health=lambda: {"ari": stream.connected}, interpreters=desk)
+              health=lambda: {"ari": stream.connected}, interpreters=desk, monitoring=monitor_desk)
     wallboard = Wallboard(store, daily, auth, [policies[q.name] for q in queues], settings.wallboard.refresh_s)
     http = api.app()
     http.add_routes([*wallboard.routes(), *Pages().routes()])
@@ -140,7 +154,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         tasks.spawn(stream.run(), name="ari-events")
         log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
                  settings.engine.http_host, port)
-        yield Running(engine, store, metrics, stream, port)
+        yield Running(engine, store, metrics, stream, port, audit)
     finally:
         await tasks.close()
         await runner.cleanup()
@@ -187,7 +201,8 @@ async def _sync_roster(store: RoutingStore, settings: Settings) -> None:
         for a in settings.advocates:
             await store.upsert_advocate(a.id, a.name, a.endpoint, a.skills, a.roles, a.token_sha256)
     except RoutingError as exc:
-        raise SystemExit(f"redis at {settings.redis.url}: unavailable at start-up ({type(exc).__name__})") from exc
+        raise SystemExit(f"redis at {redact_url(settings.redis.url)}: unavailable at start-up "
+                         f"({type(exc).__name__})") from exc
 
 
 async def serve(settings: Settings) -> None:

@@ -62,6 +62,7 @@ from ivr.menu import (
     StartTimer,
     StopPlayback,
 )
+from ivr.monitoring import CallLine, MonitorAnswer, MonitorRecord, MonitorRequest, carry_out
 from ivr.services import CallServices
 from ivr.timers import TimerFired, Timers
 from routing.errors import RoutingError, RoutingUnavailable, StaleOffer
@@ -109,6 +110,13 @@ class CallActor:
     def __repr__(self) -> str:
         return f"CallActor({self.key}, {type(self.state).__name__})"
 
+    @property
+    def monitor_record(self) -> MonitorRecord | None:
+        """What a supervisor monitoring the call has been given, if one is."""
+        if isinstance(self.state, Connected) and self.state.monitoring is not None:
+            return self.state.monitoring.record
+        return None
+
     # -- entry ----------------------------------------------------------------
 
     async def handle(self, item: object) -> None:
@@ -118,6 +126,13 @@ class CallActor:
         if isinstance(self.state, Connected) and self.state.interpreting is not None \
                 and _concerns(item, self.state.interpreting):
             await self._interpreter_event(self.state.interpreting, item)
+            return
+        if isinstance(self.state, Connected) and self.state.monitoring is not None \
+                and self.state.monitoring.concerns(item):
+            connected = self.state
+            await self.state.monitoring.handle(item)
+            if connected.monitoring is not None and connected.monitoring.over:
+                connected.monitoring = None  # the supervisor left; caller and advocate go on
             return
         if isinstance(self.state, Escalating) and await self._escalation_event(self.state, item):
             return
@@ -136,6 +151,8 @@ class CallActor:
                     await self._feature_digit(self.state, digit)
             case InterpreterRequest():
                 await self._interpreter_request(item)
+            case MonitorRequest():
+                await self._monitor_request(item)
             case PlaybackFinished(playback=playback) if self.hold.finished(playback.id):
                 if isinstance(self.state, (Waiting, Escalating)):
                     await self.hold.music()
@@ -692,6 +709,18 @@ class CallActor:
         else:
             await interpreting.handle(item)
 
+    # -- supervisor monitoring -----------------------------------------------
+
+    async def _monitor_request(self, request: MonitorRequest) -> None:
+        if request.abandoned:
+            return  # the API stopped waiting and said so: carry out nothing it did not promise
+        if not isinstance(self.state, Connected):
+            request.answer(MonitorAnswer.refused(f"the call is {type(self.state).__name__.lower()}, not connected"))
+            return
+        connected = self.state
+        call = CallLine(self.key, connected.bridge, connected.leg, connected.offer.advocate_id)
+        connected.monitoring = await carry_out(request, connected.monitoring, call, services=self.s)
+
     async def _feature_digit(self, connected: Connected, digit: str) -> None:
         outcome = connected.codes.digit(digit)
         if connected.codes.collecting:
@@ -752,6 +781,8 @@ class CallActor:
         if connected.answered_at is not None:
             self.s.metrics.handle_seconds.labels(queue=self._plan.entry_queue).observe(
                 time.monotonic() - connected.answered_at)
+        if connected.monitoring is not None:
+            await connected.monitoring.end("call_ended")
         if connected.interpreting is not None:
             await connected.interpreting.remove()
         for leg in (connected.leg, *self._extra_legs):
@@ -771,6 +802,8 @@ class CallActor:
     async def _after_end(self, item: object) -> None:
         if isinstance(item, OfferArrived):
             await self._release(item.offer)
+        elif isinstance(item, MonitorRequest):
+            item.answer(MonitorAnswer.refused("the call has ended"))
         elif isinstance(item, StasisStart) and item.channel.id != self.channel:
             await self._hangup(item.channel.id)  # an advocate or interpreter answering too late
 

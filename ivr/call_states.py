@@ -13,6 +13,7 @@ from ivr.escalation import Escalation
 from ivr.feature_codes import FeatureCodes
 from ivr.interpreting import Interpreting
 from ivr.menu import MenuSession
+from ivr.monitoring import Monitoring
 from routing.queues import Offer
 
 
@@ -87,6 +88,7 @@ class Connected:
     # Monotonic time the advocate answered, for the handle time; None when
     # the caller was gone before the bridge held both (nothing was handled).
     answered_at: float | None = None
+    monitoring: Monitoring | None = None  # a supervisor listening, whispering or barging in
 
 
 @dataclass

@@ -35,6 +35,9 @@ QUIET = frozenset({"ChannelVarset", "ChannelStateChange", "ChannelDialplan", "Ch
                    "BridgeDestroyed", "ChannelHold", "ChannelUnhold", "ChannelDestroyed", "StasisEnd",
                    "ChannelHangupRequest", "PlaybackFinished", "ChannelDtmfReceived", "BridgeMerged"})
 
+# appArgs of the channels the engine creates for a call (the first word).
+CALL_LEGS = frozenset({"leg", "interpreter", "monitor", "snoop"})
+
 
 class Engine:
     def __init__(self, tasks: TaskSet, build_services: Callable[[Engine], CallServices]) -> None:
@@ -47,19 +50,24 @@ class Engine:
     # -- ARI events -----------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
+        if isinstance(event, UnknownEvent):
+            # No call handles a type we do not model. Those we know we need
+            # not are quiet; any other is counted, so a new one gets noticed.
+            if event.type not in QUIET:
+                self.services.metrics.ari_events_skipped.labels(reason="unknown_type").inc()
+                log.info("ARI event %s not handled; skipped", event.type)
+            return
         self.dispatcher.deliver(event)
 
     def on_unrouted(self, event: Event) -> None:
         match event:
-            case StasisStart(args=["leg", *_]):
-                # An advocate answered a call this engine no longer holds
-                # (the caller left a moment earlier): nobody to connect them to.
+            case StasisStart(args=[kind, *_]) if kind in CALL_LEGS:
+                # An advocate, interpreter or supervisor answered (or a snoop
+                # started) for a call this engine no longer holds: the caller
+                # left a moment earlier. Nobody to connect them to, and not a new call.
                 self.tasks.spawn(self._hang_up(event.channel.id), name=f"orphan-leg-{event.channel.id}")
             case StasisStart():
                 self._new_call(event)
-            case UnknownEvent():
-                self.services.metrics.ari_events_skipped.labels(reason="unknown_type").inc()
-                log.info("ARI event %s not handled; skipped", event.type)
             case _ if event.type not in QUIET:
                 log.debug("ARI %s for no call; skipped", event.type)
 

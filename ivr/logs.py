@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
+from yarl import URL
+
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -17,9 +19,28 @@ class LogfmtFormatter(logging.Formatter):
         message = record.getMessage().replace('"', "'")
         line = f'ts={stamp}.{int(record.msecs):03d}Z level={record.levelname.lower()} ' \
                f'logger={record.name} msg="{message}"'
+        # An audit line carries its fields as keys of their own (extra={"fields": {...}}),
+        # so a log shipper can index "supervisor=sam" without parsing the message.
+        for key, value in getattr(record, "fields", {}).items():
+            text = str(value).replace('"', "'")
+            line += f' {key}="{text}"' if not text or " " in text or "=" in text else f" {key}={text}"
         if record.exc_info:
             line += f' exc="{self.formatException(record.exc_info)!r}"'
         return line
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log or an error: a password in it (redis://:pw@host,
+    ?password=pw) becomes ``***``. Unparseable text is not shown at all."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return "<unparseable URL>"
+    if parsed.password is not None:
+        parsed = parsed.with_password("***")
+    if "password" in parsed.query:
+        parsed = parsed.update_query(password="***")
+    return str(parsed)
 
 
 def configure(level: str = "INFO") -> None:

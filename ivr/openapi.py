@@ -6,10 +6,21 @@ from ivr.wrapup import DISPOSITIONS
 
 _ERROR = {"description": "Why the request was refused",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+# A client that presented too many unknown tokens, whatever it sends now.
+_THROTTLED = {"description": "Too many unknown tokens from this address; retry after the given seconds",
+              "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ADVOCATE = {"description": "The advocate's record",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Advocate"}}}}
-_ID = {"name": "id", "in": "path", "required": True,
+_ID = {"name": "id", "in": "path", "required": True, "example": "ana",
        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+# A call is named by its caller channel's id (Asterisk's "<epoch>.<sequence>").
+_CALL_ID = {"name": "id", "in": "path", "required": True, "example": "1732871240.15", "schema": {"type": "string"}}
+
+
+def _monitoring(description: str) -> dict[str, object]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Monitoring"}}}}
 
 
 def _action(summary: str) -> dict[str, object]:
@@ -36,8 +47,8 @@ def _get(summary: str, content: dict[str, object], *extra: str) -> dict[str, obj
 OPENAPI: dict[str, object] = {
     "openapi": "3.1.0",
     "info": {"title": "Hotline engine", "version": "1",
-             "description": "Advocate state and supervisor look-ups. Bearer token per advocate; "
-                            "an advocate acts on their own record, supervisors on any."},
+             "description": "Advocate state, supervisor look-ups and call monitoring. Bearer token per "
+                            "advocate; an advocate acts on their own record, supervisors on any."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -50,6 +61,10 @@ OPENAPI: dict[str, object] = {
                 "skills": {"type": "array", "items": {"type": "string"}},
                 "roles": {"type": "array", "items": {"type": "string"}},
                 "call": {"type": ["string", "null"]}}},
+            "Monitoring": {"type": "object", "required": ["call", "status"], "properties": {
+                "call": {"type": "string"},
+                "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
+                "status": {"type": "string", "enum": ["dialling", "switching", "unchanged", "stopping"]}}},
             "Call": {"type": "object", "required": ["id"], "properties": {
                 "id": {"type": "string"}, "queue": {"type": "string"}, "state": {"type": "string"},
                 "language": {"type": "string"}, "call_type": {"type": "string"},
@@ -111,7 +126,7 @@ OPENAPI: dict[str, object] = {
             "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Board"}}}}),
         "/calls/{id}/interpreter": {
             "post": {"summary": "Join a tele-interpreter (the advocate on the call, or a supervisor)",
-                     "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                     "parameters": [_CALL_ID],
                      "requestBody": {"required": False, "content": {"application/json": {"schema": {
                          "type": "object", "properties": {"language": {
                              "type": "string", "description": "ISO 639-3 or 639-1; absent: the operator"}}}}}},
@@ -119,16 +134,39 @@ OPENAPI: dict[str, object] = {
                                    "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
                                    "409": _ERROR, "422": _ERROR}},
             "delete": {"summary": "Remove the interpreter",
-                       "parameters": [{"name": "id", "in": "path", "required": True,
-                                       "schema": {"type": "string"}}],
+                       "parameters": [_CALL_ID],
                        "responses": {"202": {"description": "the interpreter is leaving"},
                                      "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR}}},
+        "/calls/{id}/monitor": {
+            "post": {"summary": "Supervisor: listen, whisper to the advocate, or barge in; another mode switches",
+                     "description": "The supervisor's phone (their roster endpoint) rings; listen: hears caller "
+                                    "and advocate, heard by nobody; whisper: heard by the advocate only; barge: "
+                                    "all three hear each other. Every action is audited.",
+                     "parameters": [_CALL_ID],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["mode"], "properties": {"mode": {
+                             "type": "string", "enum": ["listen", "whisper", "barge"]}}}}}},
+                     "responses": {"200": _monitoring("already in that mode"),
+                                   "202": _monitoring("dialling the supervisor, or switching mode"),
+                                   "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                                   "409": _ERROR, "422": _ERROR, "503": _ERROR}},
+            "delete": {"summary": "Supervisor: stop monitoring the call (the supervisor's phone hangs up)",
+                       "parameters": [_CALL_ID],
+                       "responses": {"202": _monitoring("stopping"), "401": _ERROR, "403": _ERROR,
+                                     "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
         "/calls/{id}": {"get": {"summary": "A call's record (supervisor); never the caller's number",
-                                "parameters": [{"name": "id", "in": "path", "required": True,
-                                                "schema": {"type": "string"}}],
+                                "parameters": [_CALL_ID],
                                 "responses": {"200": {"description": "the call",
                                                       "content": {"application/json": {"schema": {
                                                           "$ref": "#/components/schemas/Call"}}}},
                                               "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
     },
 }
+
+# Every operation behind a token may be refused for a guessing client, and
+# reads Redis, which may be unreachable.
+for _item in OPENAPI["paths"].values():  # type: ignore[attr-defined]
+    for _operation in _item.values():
+        if _operation.get("security") != []:
+            _operation["responses"].setdefault("429", _THROTTLED)
+            _operation["responses"].setdefault("503", _ERROR)

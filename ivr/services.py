@@ -16,6 +16,7 @@ from ivr.interpreters.provider import ProviderSettings
 from ivr.menu import MenuDefinition
 from ivr.tasks import TaskSet
 from metrics.hotline import HotlineMetrics
+from routing.audit import SupervisorAudit
 from routing.policy import CallPlan
 from routing.store import RoutingStore
 
@@ -43,6 +44,7 @@ class CallConfig:
     ari_url: str = ""
     interpreter_providers: tuple[ProviderSettings, ...] = ()
     feature_codes: Mapping[str, str] = field(default_factory=dict)
+    monitor_ring_s: float = 30.0  # a supervisor's phone, dialled to monitor a call
 
 
 class WrapUpScheduler(Protocol):
@@ -67,3 +69,4 @@ class CallServices:
     wrap_up: WrapUpScheduler
     daily: DailyCounter
     forget: Callable[[CallActor], None]
+    audit: SupervisorAudit

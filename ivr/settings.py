@@ -8,6 +8,7 @@ or value stops the engine at start-up with a message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -59,6 +60,31 @@ class EngineSettings(_Section):
         return value.upper()
 
 
+class ApiSettings(_Section):
+    """The HTTP API's defence against token guessing (see ivr/throttle.py)."""
+
+    # Unknown tokens one client (address; IPv6 /64) may present within the
+    # window; then every request it makes gets 429 until the window moves on.
+    bad_tokens_max: Annotated[int, Field(ge=1)] = 10
+    bad_tokens_window_s: Seconds = 300.0
+    # Clients remembered at once; the least recently failing is forgotten first.
+    bad_tokens_clients_max: Annotated[int, Field(ge=1)] = 10000
+    # Reverse proxies (e.g. the TLS proxy on 127.0.0.1) whose X-Forwarded-For
+    # names the real client. Without them, everyone behind the proxy would
+    # share one counter, and one guesser would lock every advocate out.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return value
+
+
 class AriSettings(_Section):
     url: str = "http://127.0.0.1:8088"
     username: str = "hotline"
@@ -71,10 +97,14 @@ class AriSettings(_Section):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        # The URL is logged; the credentials belong in ari.username and ari.password.
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not contain a user or password; set ari.username and ari.password")
         return value.rstrip("/")
 
 
 class RedisSettings(_Section):
+    # May carry a password (redis://:pw@host); it is redacted wherever the URL is shown.
     url: str = "redis://127.0.0.1:6390/0"
     password: SecretStr | None = None
     key_prefix: str = "hl:"
@@ -212,6 +242,20 @@ class RoutingSettings(_Section):
         return CrisisPolicy(self.crisis.escalate_after_s)
 
 
+class MonitoringSettings(_Section):
+    """Supervisors listening to, whispering to and barging into calls."""
+
+    # How long the supervisor's phone rings before the request lapses.
+    ring_s: Seconds = 30.0
+    # How long the API waits for the call to take a request (its mailbox may
+    # be busy with a slow ARI request) before answering 503.
+    request_timeout_s: Seconds = 5.0
+    # The audit trail in Redis: the newest entries kept, and for how long
+    # after the last action (the log lines are the long-term record).
+    audit_max_entries: Annotated[int, Field(ge=1)] = 10000
+    audit_retention_days: Annotated[int, Field(ge=1)] = 90
+
+
 class MenuSettings(_Section):
     path: Path = REPO / "dialplans" / "menu.toml"
     prompts_dir: Path = REPO / "dialplans" / "prompts"
@@ -274,10 +318,12 @@ class Settings(BaseSettings):
                                       extra="forbid", frozen=True)
 
     engine: EngineSettings = EngineSettings()
+    api: ApiSettings = ApiSettings()
     ari: AriSettings
     redis: RedisSettings = RedisSettings()
     lines: LinesSettings = LinesSettings()
     routing: RoutingSettings = RoutingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     menu: MenuSettings = MenuSettings()
     privacy: PrivacySettings
     advocates: tuple[AdvocateSettings, ...] = ()

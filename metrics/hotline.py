@@ -89,6 +89,11 @@ class HotlineMetrics:
                                           ["queue"], registry=r)
         self.comfort_messages = Counter("hotline_comfort_messages", "Comfort messages played to waiting callers.",
                                         ["queue"], registry=r)
+        # Supervisors on a call (issue 5); who and which call go to the audit, never to a label.
+        self.supervisor_actions = Counter("hotline_supervisor_actions",
+                                          "Supervisor monitoring actions carried out, by mode (listen, whisper, "
+                                          "barge: started or switched to; stop: ended by a supervisor).",
+                                          ["mode"], registry=r)
 
         # Issue 5: handle time, after-call work and dispositions.
         self.handle_seconds = Histogram("hotline_handle_seconds",

@@ -28,9 +28,9 @@ class Keys:
 
     def advocate(self, advocate_id: str) -> str:
         """HASH name, endpoint, skills csv, roles csv, queues csv, token_hash,
-        state, state_since ms, idle_since ms, call, and escalated_from (the
-        state a supervisor was in before a crisis escalation rang them).
-        Permanent until removal."""
+        state, state_since ms, idle_since ms, call, and escalated_from and
+        escalated_call (the state, and call, a supervisor had before a crisis
+        escalation rang them). Permanent until removal."""
         return f"{self.prefix}adv:{advocate_id}"
 
     def advocate_state_pattern(self) -> str:
@@ -96,3 +96,12 @@ class Keys:
         """HASH sha256(token) hex -> advocate id. Entry lives as long as the
         advocate keeps that token hash."""
         return f"{self.prefix}tokens"
+
+    def supervisor_audit(self) -> str:
+        """LIST of JSON entries, newest first: every supervisor action on a
+        call (listen, whisper, barge, switch, stop, and how each session
+        ended), with who, when, which call and which mode; never a caller's
+        number. Capped at the newest `max_entries` (LTRIM on every push) and
+        expiring `retention` after the last push (EXPIRE on every push). Not
+        used by the Lua scripts."""
+        return f"{self.prefix}audit:supervisor"

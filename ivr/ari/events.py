@@ -9,6 +9,7 @@ failing: Asterisk adds event types between versions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -182,6 +183,9 @@ KnownEvent = (
 )
 Event = KnownEvent | UnknownEvent
 
+# What Asterisk's event type names look like (ChannelDtmfReceived, ...).
+_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
 _EVENT_TYPES: dict[str, type[AriEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -200,6 +204,9 @@ def parse_event(raw: dict[str, Any]) -> Event:
     """
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise MalformedEvent("<untyped>", "message is not an object with a string 'type'")
+    if not _TYPE_NAME.fullmatch(raw["type"]):
+        # Logged and counted downstream: only a name like Asterisk's goes that far.
+        raise MalformedEvent("<untyped>", "'type' is not an event type name")
     event_type = raw["type"]
     model = _EVENT_TYPES.get(event_type)
     if model is None:

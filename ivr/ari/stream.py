@@ -64,13 +64,15 @@ class EventStream:
     successful connection, before further events; if it fails, the
     connection is dropped and retried, since delivering events on top of an
     unreconciled state would be worse than waiting. ``on_state`` reports
-    connected/disconnected transitions (for a metric).
+    connected/disconnected transitions (for a metric); ``on_skipped`` the
+    reason for each message skipped here (not_json, malformed, handler_error).
     """
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, username: str, password: str, app: str,
                  handler: Callable[[Event], Awaitable[None]], *,
                  on_connected: Callable[[], Awaitable[None]] | None = None,
                  on_state: Callable[[bool], None] | None = None,
+                 on_skipped: Callable[[str], None] | None = None,
                  backoff: Backoff | None = None,
                  healthy_after_s: float = 10.0,
                  heartbeat_s: float = 10.0,
@@ -82,6 +84,7 @@ class EventStream:
         self._handler = handler
         self._on_connected = on_connected
         self._on_state = on_state
+        self._on_skipped = on_skipped
         self._backoff = backoff or Backoff()
         # A connection that lived this long resets the backoff; one that
         # drops at once (e.g. auth accepted, then app replaced) does not.
@@ -155,18 +158,26 @@ class EventStream:
         # Never log the payload: it holds caller numbers.
         try:
             raw = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             log.warning("ARI events: skipping a message that is not JSON (%d chars)", len(text))
+            self._skipped("not_json")
             return
         try:
             event = parse_event(raw)
         except MalformedEvent as exc:
-            log.warning("ARI events: skipping %s", exc)
+            # Field names and pydantic's words only, but as many as the message had: bounded.
+            log.warning("ARI events: skipping %.300s", exc)
+            self._skipped("malformed")
             return
         try:
             await self._handler(event)
         except Exception:
             log.exception("ARI events: handler failed on %s for channels %s", event.type, event.channel_ids())
+            self._skipped("handler_error")
+
+    def _skipped(self, reason: str) -> None:
+        if self._on_skipped is not None:
+            self._on_skipped(reason)
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self._connected:

@@ -17,6 +17,10 @@ LANGUAGES = frozenset({"en", "es", "other"})
 CALL_TYPES = frozenset({"crisis", "tip", "referral", "training", "information", "other"})
 DIGITS = frozenset("0123456789*#")
 PRIORITIES = range(0, 10)
+# Bounds that keep a silent caller's way through the menu short: every node
+# is at most (retries + 1) prompts and timeouts, then its fallback.
+MAX_RETRIES = 10
+MAX_TIMER_S = 3600
 
 _TOP_KEYS = {"start", "playback_guard", "defaults", "languages", "nodes", "entries"}
 _NODE_KEYS = {"intro", "prompts", "prompt_language", "timeout", "retries", "invalid",
@@ -61,13 +65,13 @@ class MenuOutcome:
     path: tuple[str, ...]
     no_input: bool
     relay: bool = False
+    pressed: bool = False  # any digit at all, valid or not
 
     @property
     def silent(self) -> bool:
         """The caller pressed nothing at all: perhaps a relay operator still
         typing, perhaps someone who cannot speak. Routed, never dropped."""
-        return self.no_input and all(step.endswith(":no_input") or step.startswith("entry:")
-                                     for step in self.path)
+        return self.no_input and not self.pressed
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def parse_menu(data: Mapping[str, Any], *, source: str = "menu.toml",
     nodes = {name: _parse_node(name, raw, fail) for name, raw in raw_nodes.items()}
 
     start = data.get("start")
-    if start not in nodes:
+    if not isinstance(start, str) or start not in nodes:
         raise fail("", f"start {start!r} is not a node")
     guard = _positive_number(data.get("playback_guard", 120), "playback_guard", fail)
     defaults = _parse_defaults(data.get("defaults", {}), fail)
@@ -184,6 +188,9 @@ def _parse_node(name: str, raw: Any, fail) -> MenuNode:
     retries = raw.get("retries", 2)
     if not _is_int(retries) or retries < 0:
         raise fail(f"{where} key 'retries'", "must be an integer >= 0")
+    if retries > MAX_RETRIES:
+        raise fail(f"{where} key 'retries'", f"must be at most {MAX_RETRIES}: a caller who cannot answer "
+                                             "must still reach an advocate soon")
     prompt_language = raw.get("prompt_language")
     if prompt_language is not None and not isinstance(prompt_language, str):
         raise fail(f"{where} key 'prompt_language'", "must be a string")
@@ -322,11 +329,14 @@ def _prompt_list(raw: Any, where: str, fail, *, required: bool = False) -> tuple
 def _positive_number(raw: Any, where: str, fail) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw > 0:
         raise fail(where, f"must be a positive number of seconds, not {raw!r}")
+    # inf is valid TOML, and a timer that never fires leaves a silent caller waiting forever.
+    if not raw <= MAX_TIMER_S:
+        raise fail(where, f"must be at most {MAX_TIMER_S} seconds: a silent caller waits on it")
     return float(raw)
 
 
 def _member(raw: Any, allowed: frozenset, where: str, fail) -> str | None:
-    if raw is not None and raw not in allowed:
+    if raw is not None and (not isinstance(raw, str) or raw not in allowed):
         raise fail(where, f"{raw!r} is not one of {', '.join(sorted(allowed))}")
     return raw
 

@@ -183,6 +183,7 @@ class MenuSession:
         return (replace(state, phase=Phase.WAITING), (StartTimer(node.timeout * factor),))
 
     def _take_digit(self, state: SessionState, d: str):
+        state = replace(state, outcome=replace(state.outcome, pressed=True))
         choice = self._menu.nodes[state.node].options.get(d) if isinstance(d, str) else None
         if choice is None:
             return self._miss(state, "invalid")

@@ -7,6 +7,10 @@ and behaves as a test scripted it: answer after N seconds, never answer,
 refuse as busy, hang up after M seconds. Calls *to* the hotline are placed
 from here as real SIP calls with a caller id and RFC 4733 DTMF.
 
+A phone can also *say* something (a tone, a sound: what its user would
+speak) and *listen* (record what it hears and measure its level), which is
+how the tests prove who hears whom.
+
 Tests, demos and ``hotline call`` drive it over a small HTTP API on loopback
 (see :class:`ivr.sandbox.phones_client.PhonesClient`). Every change is an
 entry in one ordered event log that clients long-poll, so a test waits on
@@ -28,7 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from ivr.ari.errors import AriError, AriNotFound
-from ivr.ari.events import ChannelDestroyed, ChannelDtmfReceived, Event, StasisStart, UnknownEvent
+from ivr.ari.events import ChannelDestroyed, ChannelDtmfReceived, Event, StasisEnd, StasisStart, UnknownEvent
 from ivr.ari.rest import AriRest
 from ivr.ari.stream import EventStream
 from ivr.sandbox.control import STATE_IN_ROOT
@@ -117,12 +121,16 @@ class Phones:
             waiter = self._recordings.get(name)
             if waiter is not None and not waiter.done():
                 waiter.set_result(event.type)
-        elif isinstance(event, ChannelDestroyed):
+        elif isinstance(event, (ChannelDestroyed, StasisEnd)):
+            # A channel that entered the app from the dialplan (a phone the
+            # hotline rang) is ours only while in Stasis: Asterisk sends its
+            # StasisEnd, and its ChannelDestroyed to nobody. Phones leave the
+            # app only by hanging up, so either one means the call ended.
             call = self.calls.get(event.channel.id)
             if call is not None and call.state != "ended":
                 call.state = "ended"
                 call.ended_at = time.time()
-                await self._record(call, "ended", cause=event.cause)
+                await self._record(call, "ended", cause=getattr(event, "cause", None))
 
     async def _stasis_start(self, event: StasisStart) -> None:
         channel = event.channel
@@ -234,6 +242,21 @@ class Phones:
         finally:
             path.unlink(missing_ok=True)
 
+    async def play(self, call_id: str, media: str) -> str:
+        """Make the phone *say* ``media`` (e.g. ``tone:440``, which lasts until
+        stopped): played on the phone's channel, it goes out to the hotline as
+        the phone's own audio. Returns the playback id, for ``stop_playback``."""
+        call = self.calls[call_id]
+        playback = await self.rest.play(call_id, media, playback_id=f"say-{call_id}-{next(self._seq)}")
+        await self._record(call, "playing", media=media, playback=playback.id)
+        return playback.id
+
+    async def stop_playback(self, playback_id: str) -> None:
+        try:
+            await self.rest.stop_playback(playback_id)
+        except AriNotFound:
+            pass  # finished, or its channel hung up
+
     async def hangup(self, call_id: str) -> None:
         call = self.calls[call_id]
         try:
@@ -305,6 +328,16 @@ def make_api(phones: Phones) -> web.Application:
     async def listen(request: web.Request) -> web.Response:
         seconds = int((await request.json()).get("seconds", 2))
         return web.json_response({"rms": await phones.listen(request.match_info["id"], seconds)})
+
+    @routes.post("/calls/{id}/play")
+    async def play(request: web.Request) -> web.Response:
+        media = (await request.json())["media"]
+        return web.json_response({"playback": await phones.play(request.match_info["id"], media)})
+
+    @routes.delete("/playbacks/{id}")
+    async def stop_playback(request: web.Request) -> web.Response:
+        await phones.stop_playback(request.match_info["id"])
+        return web.json_response({"ok": True})
 
     @routes.get("/events")
     async def events(request: web.Request) -> web.Response:

@@ -62,6 +62,13 @@ class PhonesClient:
         """RMS level (0..1) of what the phone hears over ``seconds``."""
         return (await self._call("POST", f"/calls/{call_id}/listen", json={"seconds": seconds}))["rms"]
 
+    async def play(self, call_id: str, media: str) -> str:
+        """Make the phone say ``media`` (``tone:440`` lasts until stopped); the playback id."""
+        return (await self._call("POST", f"/calls/{call_id}/play", json={"media": media}))["playback"]
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._call("DELETE", f"/playbacks/{playback_id}")
+
     async def mark(self) -> int:
         """Skip everything logged so far: later waits see only newer events."""
         events = await self._call("GET", "/events", params={"after": self._after, "timeout": 0})

@@ -3,7 +3,8 @@
 -- on a call, whatever their other state (away, wrap-up, even logged out: a
 -- supervisor on call is reachable on their phone). Each is claimed for this
 -- call at once, so the matcher cannot offer them another call while they ring;
--- their previous state is kept in escalated_from for escalation_settled.lua.
+-- their previous state (and call) is kept in escalated_from (escalated_call)
+-- for escalation_settled.lua.
 -- KEYS[1] call hash
 -- ARGV[1] key prefix  ARGV[2] now ms  ARGV[3] call id
 -- Reply: {'ok', supervisor id, endpoint, id, endpoint...} (ids in order) | {'not_waiting'}
@@ -19,10 +20,12 @@ table.sort(ids)
 local reply = {'ok'}
 for _, id in ipairs(ids) do
   local akey = advocate_key(p, id)
-  local adv = redis.call('HMGET', akey, 'roles', 'state', 'endpoint', 'queues')
+  local adv = redis.call('HMGET', akey, 'roles', 'state', 'endpoint', 'queues', 'call')
   if adv[2] and adv[2] ~= 'ringing' and adv[2] ~= 'on_call' and contains(split_csv(adv[1]), 'supervisor') then
     if adv[2] == 'available' then make_unavailable(p, id, split_csv(adv[4])) end
-    redis.call('HSET', akey, 'state', 'ringing', 'state_since', now_ms, 'call', call_id, 'escalated_from', adv[2])
+    -- A supervisor in wrap-up goes back to the wrap-up of that call afterwards.
+    redis.call('HSET', akey, 'state', 'ringing', 'state_since', now_ms, 'call', call_id, 'escalated_from', adv[2],
+      'escalated_call', adv[5] or '')
     reply[#reply + 1] = id
     reply[#reply + 1] = adv[3]
   end

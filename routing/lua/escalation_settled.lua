@@ -13,7 +13,7 @@ if winner ~= '' then
   local adv = redis.call('HMGET', akey, 'state', 'call')
   if state ~= 'escalating' or adv[1] ~= 'ringing' or adv[2] ~= call_id then return {'stale'} end
   redis.call('HSET', akey, 'state', 'on_call', 'state_since', now_ms)
-  redis.call('HDEL', akey, 'escalated_from')
+  redis.call('HDEL', akey, 'escalated_from', 'escalated_call')
   redis.call('HSET', KEYS[1], 'state', 'bridged', 'advocate', winner)
 elseif state == 'escalating' then
   redis.call('HSET', KEYS[1], 'state', 'ended')
@@ -24,11 +24,12 @@ local freed = {}
 for i = 5, #ARGV do
   local id = ARGV[i]
   local akey = advocate_key(p, id)
-  local adv = redis.call('HMGET', akey, 'state', 'call', 'escalated_from', 'queues', 'idle_since')
+  local adv = redis.call('HMGET', akey, 'state', 'call', 'escalated_from', 'queues', 'idle_since', 'escalated_call')
   if id ~= winner and adv[1] == 'ringing' and adv[2] == call_id then
     local previous = adv[3] or 'away'
     redis.call('HSET', akey, 'state', previous, 'state_since', now_ms)
-    redis.call('HDEL', akey, 'escalated_from', 'call')
+    redis.call('HDEL', akey, 'escalated_from', 'escalated_call', 'call')
+    if previous == 'wrap_up' and adv[6] and adv[6] ~= '' then redis.call('HSET', akey, 'call', adv[6]) end
     if previous == 'available' then
       local queues = split_csv(adv[4])
       make_available(p, id, queues, adv[5] or now_ms)

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from api_support import QUEUES, TOKENS, bearer, make_app, sha
-from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api, Authenticator, RosterEntry
+from api_support import QUEUES, TOKENS, authenticator, bearer, make_app, sha
+from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api
+from ivr.monitoring import Mode, MonitorAnswer
 from ivr.openapi import OPENAPI
 from metrics.hotline import HotlineMetrics
 from routing.advocates import AdvocateState
@@ -415,8 +416,7 @@ async def test_queue_gauges_are_dropped_not_left_stale_when_redis_goes_away(stor
     metrics.set_snapshot(0.0, ["english"], {"english": 3}, {"english": None}, {"available": 1},
                          available={"english": 1}, advocates_by_skill={"es": {"available": 1}})
     dead = aioredis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.2)
-    roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
-    app = Api(RoutingStore(dead, queues=QUEUES, keys=Keys("x:")), Authenticator(roster), metrics, ["english"],
+    app = Api(RoutingStore(dead, queues=QUEUES, keys=Keys("x:")), authenticator(), metrics, ["english"],
               health=lambda: {"ari": True}).app()
     async with TestClient(TestServer(app)) as c:
         page = await (await c.get("/metrics")).text()
@@ -426,3 +426,102 @@ async def test_queue_gauges_are_dropped_not_left_stale_when_redis_goes_away(stor
     assert 'hotline_queue_available_advocates{queue="english"}' not in page
     assert "hotline_advocates_by_skill{" not in page
     await dead.aclose()
+
+
+# -- supervisors monitoring a call -------------------------------------------------------
+
+
+class MonitorCalls:
+    """Stands in for the engine's call actors (ivr.monitoring.MonitorDesk): what
+    they answer is what the API turns into a status; the actors are tested end
+    to end in tests/e2e/test_monitoring.py."""
+
+    def __init__(self, answer: MonitorAnswer | None) -> None:
+        self.answer = answer
+        self.requests: list[tuple[str, str, Mode | None]] = []
+
+    async def request(self, call_id: str, supervisor: str, mode: Mode | None) -> MonitorAnswer | None:
+        self.requests.append((call_id, supervisor, mode))
+        return self.answer
+
+
+async def bridged_call(store: RoutingStore, call_id: str = "c1") -> None:
+    await store.enqueue(WaitingCall(call_id, "english", 5, 1_000, "e1"), {"language": "en"}, 60)
+    await store.set_state("ana", AdvocateState.AVAILABLE)  # offered to ana at once
+    await store.offer_answered(call_id, "ana")
+
+
+@pytest.fixture
+async def monitoring(store: RoutingStore) -> AsyncIterator[tuple[TestClient, MonitorCalls]]:
+    calls = MonitorCalls(MonitorAnswer(True, "dialling"))
+    app = Api(store, authenticator(), HotlineMetrics(), ["english"], health=lambda: {"ari": True},
+              monitoring=calls).app()
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client, calls
+
+
+async def test_a_supervisor_starts_and_stops_monitoring_a_connected_call(monitoring, store):
+    client, calls = monitoring
+    await bridged_call(store)
+
+    response = await client.post("/calls/c1/monitor", headers=bearer("sam"), json={"mode": "whisper"})
+    assert response.status == 202
+    assert await response.json() == {"call": "c1", "mode": "whisper", "status": "dialling"}
+    calls.answer = MonitorAnswer(True, "stopping")
+    response = await client.delete("/calls/c1/monitor", headers=bearer("sam"))
+    assert (response.status, (await response.json())["status"]) == (202, "stopping")
+    assert calls.requests == [("c1", "sam", Mode.WHISPER), ("c1", "sam", None)]
+
+
+async def test_asking_for_the_mode_a_supervisor_is_already_in_is_a_200(monitoring, store):
+    client, calls = monitoring
+    await bridged_call(store)
+    calls.answer = MonitorAnswer(True, "unchanged")
+    response = await client.post("/calls/c1/monitor", headers=bearer("sam"), json={"mode": "listen"})
+    assert (response.status, (await response.json())["status"]) == (200, "unchanged")
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+async def test_only_supervisors_monitor_calls_and_advocates_learn_nothing_more(monitoring, store, method):
+    client, calls = monitoring
+    await bridged_call(store)
+    for path in ("/calls/c1/monitor", "/calls/nope/monitor"):
+        response = await client.request(method, path, headers=bearer("ana"), json={"mode": "listen"})
+        assert response.status == 403 and "supervisor role required" in (await response.json())["error"]
+        assert (await client.request(method, path, json={"mode": "listen"})).status == 401
+    assert calls.requests == []
+
+
+@pytest.mark.parametrize("body", [{"mode": "eavesdrop"}, {"mode": "LISTEN"}, {"mode": 1}, {}])
+async def test_a_mode_other_than_listen_whisper_or_barge_is_a_422_naming_them(monitoring, store, body):
+    client, calls = monitoring
+    await bridged_call(store)
+    response = await client.post("/calls/c1/monitor", headers=bearer("sam"), json=body)
+    assert response.status == 422
+    assert "mode: must be one of listen, whisper, barge" in (await response.json())["error"]
+    assert calls.requests == []
+
+
+async def test_monitoring_an_unknown_or_unconnected_call_is_404_or_409(monitoring, store):
+    client, calls = monitoring
+    await store.enqueue(WaitingCall("waiting", "english", 5, 1_000, "e1"), {"language": "en"}, 60)
+
+    response = await client.post("/calls/nope/monitor", headers=bearer("sam"), json={"mode": "listen"})
+    assert response.status == 404
+    response = await client.post("/calls/waiting/monitor", headers=bearer("sam"), json={"mode": "listen"})
+    assert response.status == 409 and "waiting, not connected" in (await response.json())["error"]
+    assert calls.requests == []
+
+
+@pytest.mark.parametrize("answer, status, says", [
+    (None, 409, "not held by this engine"),
+    (MonitorAnswer.refused("supervisor 'kim' is monitoring the call; stop that first"), 409, "'kim' is monitoring"),
+    (MonitorAnswer(False, "timeout", "the call did not take the request in time; try again"), 503, "try again"),
+])
+async def test_what_the_call_refuses_reaches_the_supervisor_as_a_status_saying_why(monitoring, store, answer,
+                                                                                   status, says):
+    client, calls = monitoring
+    await bridged_call(store)
+    calls.answer = answer
+    response = await client.post("/calls/c1/monitor", headers=bearer("sam"), json={"mode": "barge"})
+    assert response.status == status and says in (await response.json())["error"]

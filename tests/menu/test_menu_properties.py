@@ -5,10 +5,12 @@ a timer firing as a digit arrives), so the session is fed arbitrary sequences he
 on the real menu and on generated ones.
 """
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.menu import (CALL_TYPES, LANGUAGES, PRIORITIES, Finish, MenuDefinition,
+from ivr.menu import (CALL_TYPES, LANGUAGES, PRIORITIES, CancelTimer, Finish, MenuDefinition,
                       MenuSession, Phase, Play, StartTimer, StopPlayback, parse_menu)
 
 KEYS = [*"0123456789*#", "A", "D", "", "11"]
@@ -40,8 +42,10 @@ def feed(session: MenuSession, event: tuple) -> tuple:
 
 def silence_bound(menu: MenuDefinition) -> int:
     # per node: a guard and a no-input timeout per try, then one closing announcement;
-    # fallbacks never cycle, so a silent caller visits each node at most once
-    return sum(2 * (node.retries + 1) + 1 for node in menu.nodes.values())
+    # fallbacks never cycle, so a silent caller visits each node at most once. Plus one:
+    # silence may begin during the announcement of a choice already made, whose end
+    # re-enters a node the caller has visited (an option that loops back).
+    return sum(2 * (node.retries + 1) + 1 for node in menu.nodes.values()) + 1
 
 
 class Checker:
@@ -126,15 +130,16 @@ def test_any_events_then_silence_finish_exactly_once(menu, sequence):
 
 
 @st.composite
-def menus(draw) -> MenuDefinition:
-    """Valid menus of 1-5 nodes: options may go anywhere, fallbacks only forward."""
+def menus(draw, backwards: bool = True) -> MenuDefinition:
+    """Valid menus of 1-5 nodes: options may go anywhere (only forward unless
+    ``backwards``), fallbacks only forward."""
     count = draw(st.integers(1, 5))
     names = [f"n{i}" for i in range(count)]
     nodes = {}
     for index, name in enumerate(names):
         digits = draw(st.lists(st.sampled_from("0123456789*#"), min_size=1, max_size=6,
                                unique=True))
-        options = [{"digit": d, **draw(choices(names, names[index + 1:]))} for d in digits]
+        options = [{"digit": d, **draw(choices(names, names[index + 1:], backwards))} for d in digits]
         nodes[name] = {
             "prompts": [f"{name}_menu"],
             "timeout": draw(st.floats(0.5, 20)),
@@ -176,3 +181,44 @@ def test_generated_menus_survive_any_events_and_finish_on_silence(menu, sequence
     for event in sequence:
         checker.step(event)
     checker.stay_silent(alternate)
+
+
+# --- any caller, bounded -------------------------------------------------------------
+
+ACTIONS = (Play, StopPlayback, StartTimer, CancelTimer, Finish)
+
+inputs = st.lists(st.one_of(
+    st.just(("prompt_finished",)),
+    st.tuples(st.just("stale_finished"), st.integers(-1, 40)),
+    st.just(("timed_out",)),
+    st.tuples(st.just("digit"), st.sampled_from(KEYS)),
+), max_size=80)
+
+
+def run_caller(menu: MenuDefinition, sequence: list[tuple], entry: str | None = None) -> int:
+    """Start a session, feed it ``sequence`` then silence; the inputs it acted on
+    before Finish. Every action must be one the call actor knows: none hangs up."""
+    session = MenuSession(menu, entry=entry)
+    effective, finishes = 0, 0
+    for event in [("start",), *sequence, *[("timed_out",)] * (silence_bound(menu) + 1)]:
+        actions = feed(session, event)
+        assert all(isinstance(a, ACTIONS) for a in actions), actions
+        assert all(math.isfinite(a.seconds) for a in actions if isinstance(a, StartTimer))
+        if actions and not finishes:
+            effective += event != ("start",)
+        finishes += sum(isinstance(a, Finish) for a in actions)
+    assert finishes == 1
+    return effective
+
+
+@given(inputs, st.sampled_from([None, "spanish", "relay"]))
+def test_any_caller_on_the_real_menu_is_routed_within_a_bounded_number_of_inputs(menu, sequence, entry):
+    # No option of the real menu leads back, so no caller can loop: each input
+    # the session acts on either moves on or uses up one of a node's tries.
+    assert run_caller(menu, sequence, entry) <= silence_bound(menu)
+
+
+@settings(max_examples=60)  # generating menus is the slow part
+@given(menus(backwards=False), inputs)
+def test_any_caller_on_a_menu_without_loops_is_routed_within_a_bounded_number_of_inputs(menu, sequence):
+    assert run_caller(menu, sequence) <= silence_bound(menu)

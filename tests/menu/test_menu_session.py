@@ -79,7 +79,7 @@ def test_crisis_choice_gets_highest_priority(menu):
     at_call_type_menu(session, "2")
     outcome = finish(session.digit("1"))
     assert outcome == MenuOutcome(language="es", call_type="crisis", priority=9,
-                                  path=("language:2", "call_type:1"), no_input=False)
+                                  path=("language:2", "call_type:1"), no_input=False, pressed=True)
     assert outcome.priority == max(c.priority for c in menu.nodes["call_type"].options.values())
 
 
@@ -322,3 +322,11 @@ def test_caller_out_of_tries_on_invalid_digits_is_not_silent(menu):
     for _ in range(menu.nodes["call_type"].retries + 1):
         session.digit("8")
     assert not stay_silent(session).silent
+
+
+def test_caller_who_pressed_an_invalid_digit_then_fell_silent_is_not_silent(menu):
+    session = MenuSession(menu)
+    session.start()
+    session.digit("7")  # someone with a keypad is on the line
+    outcome = stay_silent(session)
+    assert outcome.no_input and not outcome.silent

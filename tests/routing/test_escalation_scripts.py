@@ -329,3 +329,12 @@ async def test_position_counts_from_one_and_follows_priority(store, clock):
     assert await store.position("unknown", "english") is None
     await store.abandon("c1")
     assert await store.position("c2", "english") == 2
+
+
+async def test_supervisor_rung_from_wrap_up_returns_to_the_wrap_up_of_the_same_call(store, clock):
+    before = await supervisors_in(store, clock, {"s1": S.WRAP_UP})
+    call_id = await crisis_call(store, clock)
+    rung = [a for a, _ in await store.escalate(call_id)]
+    await store.escalation_settled(call_id, None, rung)
+    after = await store.get_advocate("s1")
+    assert (after.state, after.call_id) == (S.WRAP_UP, before["s1"].call_id)

@@ -190,6 +190,8 @@ def test_unknown_key_is_refused_naming_it(tmp_path: Path, extra: str, key: str) 
     ('[engine]\nsandbox = "perhaps"\n', "engine.sandbox"),
     ('[routing]\nwrap_up_s = -1\n', "routing.wrap_up_s"),
     ('[engine]\nlog_level = "LOUD"\n', "engine.log_level"),
+    ('[api]\ntrusted_proxies = ["proxy.example"]\n', "api.trusted_proxies"),
+    ('[api]\nbad_tokens_max = 0\n', "api.bad_tokens_max"),
     ('[[advocates]]\nid = "a1"\nname = "A"\nendpoint = "PJSIP/a1"\ntoken_sha256 = "abc"\n',
      "advocates.0.token_sha256"),
 ])
@@ -314,3 +316,42 @@ def test_duplicate_advocate_ids_are_refused_in_and_out_of_the_sandbox(tmp_path: 
     error = refusal(write(tmp_path, text), engine={"sandbox": sandbox})
 
     assert "advocates" in str(error) and "duplicate" in str(error)
+
+
+# -- a mistake next to a secret ---------------------------------------------------------
+
+PIN_SECRET = "40963217"
+PROVIDER = (f'[[interpreters.providers]]\nname = "primary"\ndial_string = "PJSIP/1800@carrier"\n'
+            f'account = "4321"\npin = "{PIN_SECRET}"\nlanguages = {{ spa = "11" }}\n')
+
+
+@pytest.mark.parametrize("extra, key", [
+    ('[ari]\nurl = "ftp://127.0.0.1:8088"\n', "ari.url"),
+    ('[ari]\nrequest_timeout_s = "soon"\n', "ari.request_timeout_s"),
+    ('[redis]\nurl = "http://127.0.0.1:6379/0"\n', "redis.url"),
+    ('[redis]\nkey_prefx = "hl:"\n', "redis.key_prefx"),
+    ('[privacy]\nhmac_kye = "x"\n', "privacy.hmac_kye"),
+    (PROVIDER.replace('account = "4321"', 'account = "43a1"'), "interpreters.providers.0.account"),
+    (PROVIDER.replace('pin = "', 'connect_timeout_s = -1\npin = "'), "interpreters.providers.0.connect_timeout_s"),
+    (PROVIDER.replace(f'pin = "{PIN_SECRET}"', f'pin = "{PIN_SECRET}x"'), "interpreters.providers.0.pin"),
+])
+def test_an_error_beside_a_secret_names_the_key_and_shows_no_secret(tmp_path: Path, extra: str, key: str) -> None:
+    error = refusal(write(tmp_path, _with(MINIMAL, extra)))
+
+    assert key in str(error)
+    assert_no_secret_in(shown(error), *SECRETS, PIN_SECRET)
+
+
+def test_an_ari_url_with_credentials_is_refused_without_showing_them(tmp_path: Path) -> None:
+    error = refusal(write(tmp_path, MINIMAL), ari={"url": f"http://hotline:{ARI_SECRET}x@127.0.0.1:8088"})
+
+    assert "ari.url" in str(error) and "ari.password" in str(error)
+    assert_no_secret_in(shown(error))
+
+
+@pytest.mark.parametrize("pin", ["9876", "1212"])
+def test_a_sandbox_interpreter_pin_is_refused_outside_the_sandbox(tmp_path: Path, pin: str) -> None:
+    error = refusal(write(tmp_path, MINIMAL + PROVIDER.replace(PIN_SECRET, pin)))
+
+    assert "interpreters.providers[0].pin" in str(error) and "sample password" in str(error)
+    assert f"'{pin}'" not in shown(error) and f'"{pin}"' not in shown(error)

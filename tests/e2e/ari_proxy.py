@@ -1,0 +1,88 @@
+"""A man in the middle between the engine and the sandbox's ARI.
+
+REST requests and the events WebSocket pass through unchanged, so the engine
+runs against the real Asterisk; ``inject`` slips extra text messages into the
+event stream, in order with the real events, which is the only way to feed
+the engine malformed events by the path real ones take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+
+
+class AriProxy:
+    def __init__(self, upstream: str) -> None:
+        self._upstream = upstream.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._engines: list[web.WebSocketResponse] = []
+        self._lock = asyncio.Lock()  # injected and forwarded messages never interleave mid-send
+        self.url = ""
+        self.connections = 0  # event WebSockets the engine opened through us
+
+    async def start(self) -> str:
+        self._session = aiohttp.ClientSession()
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_get("/ari/events", self._events)
+        app.router.add_route("*", "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def inject(self, messages: list[str]) -> None:
+        async with self._lock:
+            for ws in self._engines:
+                for message in messages:
+                    await ws.send_str(message)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        downstream = web.WebSocketResponse()
+        await downstream.prepare(request)
+        headers = {"Authorization": request.headers.get("Authorization", "")}
+        async with self._session.ws_connect(self._upstream + request.path_qs, headers=headers) as upstream:
+            self.connections += 1
+            self._engines.append(downstream)
+            engine_gone = asyncio.create_task(self._close_when_gone(downstream, upstream))
+            try:
+                async for message in upstream:
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    async with self._lock:
+                        await downstream.send_str(message.data)
+            finally:
+                self._engines.remove(downstream)
+                engine_gone.cancel()
+        await downstream.close()
+        return downstream
+
+    @staticmethod
+    async def _close_when_gone(downstream: web.WebSocketResponse,
+                               upstream: aiohttp.ClientWebSocketResponse) -> None:
+        async for _ in downstream:  # the engine sends nothing; this ends when it leaves
+            pass
+        await upstream.close()
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        async with self._session.request(request.method, self._upstream + request.path_qs, headers=headers,
+                                         data=await request.read()) as response:
+            body = await response.read()
+            kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+            return web.Response(status=response.status, body=body, headers=kept)
