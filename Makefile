@@ -8,7 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOTLINE := $(VENV)/bin/hotline
 # prometheus: for promtool, which checks deploy/prometheus; no Prometheus runs in the tests.
-APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl prometheus
+# chromium, chromium-driver: the wallboard and console tests drive a real headless browser.
+APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl prometheus chromium chromium-driver
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 

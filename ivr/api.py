@@ -23,9 +23,11 @@ from typing import Protocol
 
 from aiohttp import web
 
+from ivr.interpreters.catalog import Language
 from ivr.monitoring import MonitorAnswer, Mode, parse_mode
 from ivr.openapi import OPENAPI
 from ivr.throttle import BadTokenThrottle, client_of
+from ivr.wrapup import DISPOSITIONS, record_wrap_up_end
 from metrics.hotline import HotlineMetrics
 from routing.advocates import Advocate, AdvocateState
 from routing.errors import InvalidTransition, RoutingError, UnknownAdvocate
@@ -60,13 +62,13 @@ class Authenticator:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
+            raise json_error(web.HTTPUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
         client = client_of(request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies)
         # Before the token is looked at: a shut-out client learns nothing from it.
         wait = self._throttle.retry_after(client)
         if wait is not None:
-            raise _error(web.HTTPTooManyRequests, "too many unknown tokens from this address; try again later",
-                         headers={"Retry-After": str(math.ceil(wait))})
+            raise json_error(web.HTTPTooManyRequests, "too many unknown tokens from this address; try again later",
+                             headers={"Retry-After": str(math.ceil(wait))})
         # aiohttp decodes header bytes that are not UTF-8 as surrogates; hash the
         # bytes as sent, so such a token is merely unknown rather than a 500.
         digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
@@ -79,12 +81,19 @@ class Authenticator:
             if self._throttle.failed(client):
                 log.warning("api: client %s refused for a while after %d unknown tokens", client,
                             self._throttle.max_failures)
-            raise _error(web.HTTPUnauthorized, "unknown token")
+            raise json_error(web.HTTPUnauthorized, "unknown token")
         return Principal(found.advocate_id, found.supervisor)
 
+    def supervisor(self, request: web.Request) -> Principal:
+        """The principal, if a supervisor; 401 or 403 saying why otherwise."""
+        principal = self.principal(request)
+        if not principal.supervisor:
+            raise json_error(web.HTTPForbidden, "supervisor role required")
+        return principal
 
-def _error(kind: type[web.HTTPException], message: str,
-           headers: dict[str, str] | None = None) -> web.HTTPException:
+
+def json_error(kind: type[web.HTTPException], message: str,
+               headers: dict[str, str] | None = None) -> web.HTTPException:
     return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
@@ -106,7 +115,7 @@ STATE_ACTIONS: dict[str, AdvocateState] = {
 # Fields of a call record a supervisor may see. The caller's number is never
 # stored; the HMAC reference stays internal too.
 CALL_FIELDS = ("queue", "entry_queue", "priority", "state", "advocate", "language", "call_type", "relay", "path",
-               "no_input", "did_kind", "answered_by", "waited_ms", "arrival_ms", "sip_call_id")
+               "no_input", "did_kind", "answered_by", "waited_ms", "arrival_ms", "sip_call_id", "disposition")
 
 
 class InterpreterControl(Protocol):
@@ -115,6 +124,9 @@ class InterpreterControl(Protocol):
 
     def request(self, call_id: str, language: str | None, *, remove: bool) -> bool:
         """Hand the request to the call; False if this engine does not hold the call."""
+
+    def languages(self) -> list[Language]:
+        """The languages some provider serves, by English name."""
 
 
 class MonitorControl(Protocol):
@@ -144,6 +156,8 @@ class Api:
             web.get("/advocates", self.list_advocates),
             web.get("/advocates/{id}", self.get_advocate),
             web.post("/advocates/{id}/{action}", self.advocate_action),
+            web.get("/dispositions", self.dispositions),
+            web.get("/interpreters/languages", self.interpreter_languages),
             web.get("/calls/{id}", self.get_call),
             web.post("/calls/{id}/interpreter", self.add_interpreter),
             web.delete("/calls/{id}/interpreter", self.remove_interpreter),
@@ -165,7 +179,7 @@ class Api:
             raise
         except RoutingError as exc:
             log.error("api: routing unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
-            raise _error(web.HTTPServiceUnavailable, "routing store unavailable; try again") from None
+            raise json_error(web.HTTPServiceUnavailable, "routing store unavailable; try again") from None
 
     async def healthz(self, request: web.Request) -> web.Response:
         health = self.health()
@@ -193,12 +207,11 @@ class Api:
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     def _authorise(self, request: web.Request, advocate_id: str | None = None) -> Principal:
-        principal = self.auth.principal(request)
         if advocate_id is None:
-            if not principal.supervisor:
-                raise _error(web.HTTPForbidden, "supervisor role required")
-        elif principal.advocate_id != advocate_id and not principal.supervisor:
-            raise _error(web.HTTPForbidden, "a token acts on its own advocate only")
+            return self.auth.supervisor(request)
+        principal = self.auth.principal(request)
+        if principal.advocate_id != advocate_id and not principal.supervisor:
+            raise json_error(web.HTTPForbidden, "a token acts on its own advocate only")
         return principal
 
     async def list_advocates(self, request: web.Request) -> web.Response:
@@ -210,7 +223,7 @@ class Api:
         self._authorise(request, advocate_id)
         advocate = await self.store.get_advocate(advocate_id)
         if advocate is None:
-            raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
+            raise json_error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
         return web.json_response(_advocate_json(advocate))
 
     async def advocate_action(self, request: web.Request) -> web.Response:
@@ -218,24 +231,50 @@ class Api:
         # The token first: without one, every request is the same 401.
         principal = self._authorise(request, advocate_id)
         if action not in STATE_ACTIONS:
-            raise _error(web.HTTPNotFound, f"unknown action {action!r}; one of {sorted(STATE_ACTIONS)}")
+            raise json_error(web.HTTPNotFound, f"unknown action {action!r}; one of {sorted(STATE_ACTIONS)}")
+        disposition = _disposition(action, await _json_body(request))
         advocate = await self.store.get_advocate(advocate_id)
         if advocate is None:
-            raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
-        if action == "end-wrap-up" and advocate.state is not AdvocateState.WRAP_UP:
-            raise _error(web.HTTPConflict, f"advocate {advocate_id!r} is {advocate.state}, not in wrap-up")
+            raise json_error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
         target = STATE_ACTIONS[action]
         try:
-            await self.store.set_state(advocate_id, target)
+            # Leaving wrap-up, by whatever action, ends the after-call work:
+            # measured once, whether this request or the timer gets there first.
+            ended = None
+            if advocate.state is AdvocateState.WRAP_UP:
+                ended = await self.store.end_wrap_up(advocate_id, target, disposition=disposition)
+                if ended is not None:
+                    record_wrap_up_end(self.metrics, ended, disposition, int(time.time() * 1000))
+            if ended is None:
+                if action == "end-wrap-up":
+                    now = await self.store.get_advocate(advocate_id)
+                    state = now.state if now is not None else advocate.state
+                    raise json_error(web.HTTPConflict, f"advocate {advocate_id!r} is {state}, not in wrap-up")
+                await self.store.set_state(advocate_id, target)
         except InvalidTransition as exc:
-            raise _error(web.HTTPConflict, f"advocate {advocate_id!r} cannot go from {exc.old} to {exc.new}") \
+            raise json_error(web.HTTPConflict, f"advocate {advocate_id!r} cannot go from {exc.old} to {exc.new}") \
                 from None
         except UnknownAdvocate:
-            raise _error(web.HTTPNotFound, f"no advocate {advocate_id!r}") from None
-        log.info("advocate %s: %s (by %s)", advocate_id, action, principal.advocate_id)
+            raise json_error(web.HTTPNotFound, f"no advocate {advocate_id!r}") from None
+        log.info("advocate %s: %s%s (by %s)", advocate_id, action,
+                 f", disposition {disposition}" if disposition else "", principal.advocate_id)
         updated = await self.store.get_advocate(advocate_id)
         assert updated is not None
         return web.json_response(_advocate_json(updated))
+
+    async def dispositions(self, request: web.Request) -> web.Response:
+        self.auth.principal(request)
+        return web.json_response({"dispositions": [{"id": d, "label": label} for d, label in DISPOSITIONS.items()]})
+
+    async def interpreter_languages(self, request: web.Request) -> web.Response:
+        """The console's language picker: what the providers serve (the
+        catalog's other 7,000 languages would only be refused), with the
+        language's own name where the catalog has it."""
+        self.auth.principal(request)
+        if self.interpreters is None:
+            raise json_error(web.HTTPNotFound, "no interpreter provider is configured")
+        return web.json_response({"languages": [{"code": lang.code, "name": lang.name, "native": lang.native}
+                                                for lang in self.interpreters.languages()]})
 
     async def get_call(self, request: web.Request) -> web.Response:
         principal = self.auth.principal(request)
@@ -244,9 +283,9 @@ class Api:
         # The advocate on the call sees its data (language, relay, wait);
         # other advocates learn nothing, not even whether the call exists.
         if not principal.supervisor and (record is None or record.get("advocate") != principal.advocate_id):
-            raise _error(web.HTTPForbidden, "only the advocate on the call or a supervisor may read it")
+            raise json_error(web.HTTPForbidden, "only the advocate on the call or a supervisor may read it")
         if record is None:
-            raise _error(web.HTTPNotFound, f"no call {call_id!r} (records expire)")
+            raise json_error(web.HTTPNotFound, f"no call {call_id!r} (records expire)")
         return web.json_response({"id": call_id, **{k: record[k] for k in CALL_FIELDS if k in record}})
 
     async def _call_of_principal(self, request: web.Request) -> tuple[str, dict[str, str]]:
@@ -255,38 +294,38 @@ class Api:
         call_id = request.match_info["id"]
         record = await self.store.get_call(call_id)
         if record is None:
-            raise _error(web.HTTPNotFound, f"no call {call_id!r}")
+            raise json_error(web.HTTPNotFound, f"no call {call_id!r}")
         if not principal.supervisor and record.get("advocate") != principal.advocate_id:
-            raise _error(web.HTTPForbidden, "only the advocate on the call or a supervisor may do that")
+            raise json_error(web.HTTPForbidden, "only the advocate on the call or a supervisor may do that")
         if record.get("state") != "bridged":
-            raise _error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
         return call_id, record
 
     async def add_interpreter(self, request: web.Request) -> web.Response:
         if self.interpreters is None:
-            raise _error(web.HTTPNotFound, "no interpreter provider is configured")
+            raise json_error(web.HTTPNotFound, "no interpreter provider is configured")
         call_id, _ = await self._call_of_principal(request)
         body = await _json_body(request)
         code = body.get("language")
         language = None
         if code is not None:
             if not isinstance(code, str):
-                raise _error(web.HTTPUnprocessableEntity, "language: must be a language code such as 'vie' or 'vi'")
+                raise json_error(web.HTTPUnprocessableEntity, "language: must be a language code such as 'vie' or 'vi'")
             try:
                 language = self.interpreters.language(code)
             except ValueError as exc:
-                raise _error(web.HTTPUnprocessableEntity, f"language: {exc}") from None
+                raise json_error(web.HTTPUnprocessableEntity, f"language: {exc}") from None
         if not self.interpreters.request(call_id, language, remove=False):
-            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         return web.json_response({"call": call_id, "interpreter": language or "operator", "status": "joining"},
                                  status=202)
 
     async def remove_interpreter(self, request: web.Request) -> web.Response:
         if self.interpreters is None:
-            raise _error(web.HTTPNotFound, "no interpreter provider is configured")
+            raise json_error(web.HTTPNotFound, "no interpreter provider is configured")
         call_id, _ = await self._call_of_principal(request)
         if not self.interpreters.request(call_id, None, remove=True):
-            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         return web.json_response({"call": call_id, "status": "removing"}, status=202)
 
     async def monitor(self, request: web.Request) -> web.Response:
@@ -297,7 +336,7 @@ class Api:
         try:
             mode = parse_mode(body.get("mode"))
         except ValueError as exc:
-            raise _error(web.HTTPUnprocessableEntity, f"mode: {exc}") from None
+            raise json_error(web.HTTPUnprocessableEntity, f"mode: {exc}") from None
         call_id = await self._connected_call(request)
         answer = await self._ask(call_id, principal, mode)
         return web.json_response({"call": call_id, "mode": str(mode), "status": answer.status},
@@ -313,22 +352,34 @@ class Api:
         call_id = request.match_info["id"]
         record = await self.store.get_call(call_id)
         if record is None:
-            raise _error(web.HTTPNotFound, f"no call {call_id!r}")
+            raise json_error(web.HTTPNotFound, f"no call {call_id!r}")
         if record.get("state") != "bridged":
-            raise _error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is {record.get('state')}, not connected")
         return call_id
 
     async def _ask(self, call_id: str, principal: Principal, mode: Mode | None) -> MonitorAnswer:
         if self.monitoring is None:
-            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         answer = await self.monitoring.request(call_id, principal.advocate_id, mode)
         if answer is None:
-            raise _error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
+            raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         if answer.status == "timeout":
-            raise _error(web.HTTPServiceUnavailable, answer.detail)
+            raise json_error(web.HTTPServiceUnavailable, answer.detail)
         if not answer.accepted:
-            raise _error(web.HTTPConflict, answer.detail)
+            raise json_error(web.HTTPConflict, answer.detail)
         return answer
+
+
+def _disposition(action: str, body: dict[str, object]) -> str | None:
+    disposition = body.get("disposition")
+    if disposition is None:
+        return None
+    if action != "end-wrap-up":
+        raise json_error(web.HTTPUnprocessableEntity, "disposition: recorded by end-wrap-up only")
+    if not isinstance(disposition, str) or disposition not in DISPOSITIONS:
+        raise json_error(web.HTTPUnprocessableEntity,
+                         f"disposition: {disposition!r} is not one of {', '.join(DISPOSITIONS)}")
+    return disposition
 
 
 async def _json_body(request: web.Request) -> dict[str, object]:
@@ -337,7 +388,7 @@ async def _json_body(request: web.Request) -> dict[str, object]:
     try:
         body = await request.json()
     except ValueError:
-        raise _error(web.HTTPBadRequest, "body: not valid JSON") from None
+        raise json_error(web.HTTPBadRequest, "body: not valid JSON") from None
     if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "body: must be a JSON object")
+        raise json_error(web.HTTPBadRequest, "body: must be a JSON object")
     return body

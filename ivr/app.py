@@ -22,6 +22,7 @@ from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
 from ivr.offers import OffersListener
+from ivr.pages import Pages
 from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
@@ -35,9 +36,11 @@ from ivr.services import CallConfig, CallServices
 from ivr.settings import Settings, SettingsError
 from ivr.tasks import TaskSet
 from ivr.throttle import BadTokenThrottle
+from ivr.wallboard import Wallboard
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
+from routing.daily import DailyCounts
 from routing.errors import RoutingError
 from routing.keys import Keys
 from routing.policy import CallPlan, QueuePolicy, plan_call
@@ -84,13 +87,14 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     queues = [QueueSpec(q.name, q.skills) for q in settings.routing.queues]
     keys = Keys(settings.redis.key_prefix)
     store = RoutingStore(redis_client, queues=queues, keys=keys)
+    daily = DailyCounts(redis_client, keys, settings.wallboard.zone())
     monitoring = settings.monitoring
     audit = SupervisorAudit(redis_client, keys, max_entries=monitoring.audit_max_entries,
                             retention_s=monitoring.audit_retention_days * 86400)
     session = aiohttp.ClientSession()
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
-    wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s)
+    wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s, metrics)
     hasher = CallerHasher(settings.privacy.hmac_key.get_secret_value().encode())
     routing = settings.routing
 
@@ -113,7 +117,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
-        menu=menu, hasher=hasher, wrap_up=wrap_up, forget=eng.forget, audit=audit))
+        menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
@@ -130,7 +134,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     auth = Authenticator(roster, throttle, settings.api.trusted_proxies)
     api = Api(store, auth, metrics, [q.name for q in queues],
               health=lambda: {"ari": stream.connected}, interpreters=desk, monitoring=monitor_desk)
-    runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=5)
+    wallboard = Wallboard(store, daily, auth, [policies[q.name] for q in queues], settings.wallboard.refresh_s)
+    http = api.app()
+    http.add_routes([*wallboard.routes(), *Pages().routes()])
+    http.on_shutdown.append(wallboard.close)
+    runner = web.AppRunner(http, access_log=None, shutdown_timeout=5)
     try:
         await _sync_roster(store, settings)
         await wrap_up.resume(int(time.time() * 1000))

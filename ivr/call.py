@@ -303,8 +303,14 @@ class CallActor:
         self.s.dispatcher.route(bridge, self.key)
         for channel in in_bridge:
             self.s.dispatcher.route(channel, self.key)
+        # The answer was at arrival + wait, both on the record: the handle
+        # time counts from there, not from the adoption (unknown without them).
+        answered_at = None
+        if "arrival_ms" in record and "waited_ms" in record:
+            answered_s = (int(record["arrival_ms"]) + int(record["waited_ms"])) / 1000
+            answered_at = time.monotonic() - max(0.0, time.time() - answered_s)
         self.state = Connected(queue, offer, legs[0] if legs else "", bridge,
-                               FeatureCodes(self.s.config.feature_codes))
+                               FeatureCodes(self.s.config.feature_codes), answered_at=answered_at)
         if not legs:
             # The advocate hung up while no engine was listening: the call is over.
             await self._hangup(self.channel)
@@ -408,6 +414,7 @@ class CallActor:
             await self._to_fallback("routing_unavailable")
             return
         self.s.metrics.calls_offered.labels(**self._labels()).inc()
+        await self._count_today("offered")
         if outcome.language == "other":
             self.interpreter_on_answer = InterpreterRequest(None, source="menu")
         self._arm_policy()
@@ -417,6 +424,14 @@ class CallActor:
         log.info("call %s waiting in %s (priority %d, %s, %s%s)%s", self.key, queue, outcome.priority,
                  outcome.language, outcome.call_type, ", relay" if self.relay else "",
                  " - matched at once" if offers else "")
+
+    async def _count_today(self, *counts: str) -> None:
+        """Today's counts on the wallboard, shared by every engine: counted
+        with the hotline_calls_* metrics, by the queue the call entered."""
+        try:
+            await self.s.daily.add(self._plan.entry_queue, *counts)
+        except RoutingError:
+            log.error("call %s: not counted in today's %s (Redis unavailable)", self.key, ", ".join(counts))
 
     def _waited_s(self) -> float:
         return time.monotonic() - self._enqueued_at
@@ -520,14 +535,16 @@ class CallActor:
             return
         self.timers.cancel("policy")
         self.timers.cancel("comfort")
-        self.state = Connected(queue, offer, leg, bridge, FeatureCodes(self.s.config.feature_codes))
+        self.state = Connected(queue, offer, leg, bridge, FeatureCodes(self.s.config.feature_codes),
+                               answered_at=time.monotonic())
         if self.interpreter_on_answer is not None:
             await self._interpreter_request(self.interpreter_on_answer)
         waited = self._waited_s()
         labels = self._labels()
         self.s.metrics.calls_answered.labels(**labels).inc()
         self.s.metrics.wait_seconds.labels(**labels).observe(waited)
-        if within_target(waited, self._plan.policy):
+        within = within_target(waited, self._plan.policy)
+        if within:
             self.s.metrics.answered_within_target.labels(**labels).inc()
         try:
             if not recorded:
@@ -536,6 +553,8 @@ class CallActor:
                                                       "waited_ms": str(int(waited * 1000))})
         except RoutingError:
             log.error("call %s: could not record the answer in Redis; the call goes on", self.key)
+        # After the routing record: the advocate's state comes first.
+        await self._count_today("answered", *(("answered_within_target",) if within else ()))
         log.info("call %s connected to advocate %s after %.1f s", self.key, offer.advocate_id, waited)
 
     async def _leg_gone(self) -> None:
@@ -749,6 +768,8 @@ class CallActor:
                 return
             case Answering() | InMenu():
                 self.s.metrics.calls_abandoned.labels(queue="", stage="menu", relay=str(self.relay).lower()).inc()
+        if isinstance(state, (Waiting, Ringing, Escalating)):
+            await self._count_today("abandoned")
         log.info("call %s ended: %s", self.key, why)
         self.s.forget(self)
 
@@ -757,6 +778,9 @@ class CallActor:
         connected = self.state
         self.state = Ended(why)
         self.timers.cancel_all()
+        if connected.answered_at is not None:
+            self.s.metrics.handle_seconds.labels(queue=self._plan.entry_queue).observe(
+                time.monotonic() - connected.answered_at)
         if connected.monitoring is not None:
             await connected.monitoring.end("call_ended")
         if connected.interpreting is not None:
@@ -771,7 +795,7 @@ class CallActor:
             await self.s.store.call_ended(self.key, connected.offer.advocate_id)
         except RoutingError:
             log.error("call %s: could not record the end in Redis", self.key)
-        self.s.wrap_up.start(connected.offer.advocate_id)
+        self.s.wrap_up.start(connected.offer.advocate_id, self.key)
         log.info("call %s ended: %s", self.key, why)
         self.s.forget(self)
 

@@ -85,6 +85,9 @@ class Connected:
     bridge: str
     codes: FeatureCodes
     interpreting: Interpreting | None = None
+    # Monotonic time the advocate answered, for the handle time; None when
+    # the caller was gone before the bridge held both (nothing was handled).
+    answered_at: float | None = None
     monitoring: Monitoring | None = None  # a supervisor listening, whispering or barging in
 
 

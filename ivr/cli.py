@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from ivr.settings import REPO, Settings, SettingsError, load_settings
+from ivr.wrapup import DISPOSITIONS
 
 SANDBOX_CONFIG = REPO / "deploy" / "sandbox" / "hotline.toml"
 
@@ -76,9 +77,10 @@ def cmd_advocate(args: argparse.Namespace) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         method, path = ("GET", f"/advocates/{args.id}") if args.action == "show" else \
             ("POST", f"/advocates/{args.id}/{args.action}")
+        body = {"disposition": args.disposition} if args.disposition else None
         async with aiohttp.ClientSession(headers=headers) as session:
             try:
-                async with session.request(method, base + path) as response:
+                async with session.request(method, base + path, json=body) as response:
                     body = await response.json(content_type=None)
                     print(json.dumps(body, indent=2))
                     return 0 if response.status < 400 else 1
@@ -120,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     advocate.add_argument("id")
     advocate.add_argument("--token", help="the advocate's bearer token (or $HOTLINE_TOKEN)")
     advocate.add_argument("--api", help="engine API base URL (default: from settings)")
+    advocate.add_argument("--disposition", choices=list(DISPOSITIONS),
+                          help="with end-wrap-up: the call's category, for the hotline's statistics")
     advocate.set_defaults(func=cmd_advocate)
 
     call = sub.add_parser("call", help="place a simulated PSTN call into the running sandbox")

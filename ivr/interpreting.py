@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ivr.ari.errors import AriConflict, AriError, AriNotFound
 from ivr.ari.events import ChannelDestroyed, ChannelEnteredBridge, StasisStart
-from ivr.interpreters.catalog import LanguageCatalog
+from ivr.interpreters.catalog import Language, LanguageCatalog
 from ivr.interpreters.provider import ProviderSettings, dtmf_for, parse_dtmf_plan, serves
 from ivr.services import CallServices
 from ivr.timers import Timers
@@ -218,3 +218,7 @@ class InterpreterDesk:
 
     def request(self, call_id: str, language: str | None, *, remove: bool) -> bool:
         return self._post(call_id, InterpreterRequest(language, remove=remove, source="api"))
+
+    def languages(self) -> list[Language]:
+        served = {code for p in self._providers for code in p.languages}
+        return [language for language in self._catalog if language.code in served]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ivr.wrapup import DISPOSITIONS
+
 _ERROR = {"description": "Why the request was refused",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 # A client that presented too many unknown tokens, whatever it sends now.
@@ -23,8 +25,23 @@ def _monitoring(description: str) -> dict[str, object]:
 
 def _action(summary: str) -> dict[str, object]:
     return {"post": {"summary": summary, "parameters": [_ID],
-                     "responses": {"200": _ADVOCATE, "401": _ERROR, "403": _ERROR, "404": _ERROR,
-                                   "409": _ERROR, "503": _ERROR}}}
+                     "responses": {"200": _ADVOCATE, "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                                   "409": _ERROR, "422": _ERROR, "503": _ERROR}}}
+
+
+def _end_wrap_up() -> dict[str, object]:
+    action = _action("End after-call work early, recording the call's disposition: available")
+    action["post"]["requestBody"] = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"disposition": {
+            "type": "string", "enum": list(DISPOSITIONS),
+            "description": "the hotline's category of the call; stored on the call record and counted in "
+                           "hotline_dispositions_total. Absent: none recorded"}}}}}}
+    return action
+
+
+def _get(summary: str, content: dict[str, object], *extra: str) -> dict[str, object]:
+    return {"get": {"summary": summary, "responses": {"200": content, "401": _ERROR, "403": _ERROR,
+                                                      **{code: _ERROR for code in extra}}}}
 
 
 OPENAPI: dict[str, object] = {
@@ -60,7 +77,13 @@ OPENAPI: dict[str, object] = {
                                 "`queue` is where it waits now (skill tiers widen it)"},
                 "relay": {"type": "string", "enum": ["0", "1"],
                           "description": "1: a TRS/711 relay call (a relay operator types or voices each side)"},
-                "did_kind": {"type": "string", "description": "toll_free, spanish or other; never the number"}}},
+                "did_kind": {"type": "string", "description": "toll_free, spanish or other; never the number"},
+                "disposition": {"type": "string", "enum": list(DISPOSITIONS),
+                                "description": "recorded by the advocate at the end of wrap-up"}}},
+            "Board": {"type": "object", "description": "The wallboard: queues with their waiting calls (wait, "
+                      "language, call type, relay; never a number), advocates by state and since when, and "
+                      "today's counts (the day in wallboard.timezone, shared by every engine). Times in epoch ms.",
+                      "required": ["now_ms", "day", "queues", "advocates", "states", "today"]},
         },
     },
     "security": [{"bearer": []}],
@@ -83,7 +106,24 @@ OPENAPI: dict[str, object] = {
         "/advocates/{id}/logout": _action("Log out: offline"),
         "/advocates/{id}/available": _action("Available for calls"),
         "/advocates/{id}/away": _action("Away: no calls offered"),
-        "/advocates/{id}/end-wrap-up": _action("End after-call work early: available"),
+        "/advocates/{id}/end-wrap-up": _end_wrap_up(),
+        "/dispositions": _get("The dispositions an advocate may record at the end of wrap-up", {
+            "description": "id and label of each", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"dispositions": {"type": "array", "items": {
+                    "type": "object", "properties": {"id": {"type": "string"}, "label": {"type": "string"}}}}}}}}}),
+        "/interpreters/languages": _get("The languages the interpreter providers serve (the console's picker)", {
+            "description": "ISO 639-3 code, English name and the language's own name where known",
+            "content": {"application/json": {"schema": {"type": "object", "properties": {"languages": {
+                "type": "array", "items": {"type": "object", "properties": {
+                    "code": {"type": "string"}, "name": {"type": "string"},
+                    "native": {"type": ["string", "null"]}}}}}}}}}, "404"),
+        "/wallboard/state": _get("The wallboard, once (supervisor)", {
+            "description": "the board", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Board"}}}}, "503"),
+        "/wallboard/events": _get("The wallboard as server-sent events (supervisor): `board` whenever it changes "
+                                  "(and every 15 s), `unavailable` while Redis does not answer", {
+            "description": "text/event-stream; each event's data is a Board",
+            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Board"}}}}),
         "/calls/{id}/interpreter": {
             "post": {"summary": "Join a tele-interpreter (the advocate on the call, or a supervisor)",
                      "parameters": [_CALL_ID],

@@ -48,7 +48,12 @@ class CallConfig:
 
 
 class WrapUpScheduler(Protocol):
-    def start(self, advocate_id: str) -> None: ...
+    def start(self, advocate_id: str, call_id: str | None = None) -> None: ...
+
+
+class DailyCounter(Protocol):
+    async def add(self, queue: str, *counts: str) -> None:
+        """Count the call today in `counts` (routing.daily.COUNTS) of `queue`, for every engine to read."""
 
 
 @dataclass
@@ -62,5 +67,6 @@ class CallServices:
     menu: MenuDefinition
     hasher: Callable[[str], str]
     wrap_up: WrapUpScheduler
+    daily: DailyCounter
     forget: Callable[[CallActor], None]
     audit: SupervisorAudit

@@ -14,6 +14,7 @@ import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -283,6 +284,27 @@ class AdvocateSettings(_Section):
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
+class WallboardSettings(_Section):
+    # "Today" on the wallboard starts at midnight here, for every engine
+    # sharing the Redis (an IANA zone name).
+    timezone: str = "America/New_York"
+    # How often an open wallboard's feed reads Redis; a change reaches the
+    # page within this, plus the browser's drawing.
+    refresh_s: Annotated[float, Field(gt=0, le=5)] = 0.5
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name such as 'America/New_York' or 'UTC'") from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
 class SandboxSettings(_Section):
     root: Path = Path("/var/cache/hotline-sandbox/root")
     state_dir: Path = Path("/var/cache/hotline-sandbox/state")
@@ -316,6 +338,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings
     advocates: tuple[AdvocateSettings, ...] = ()
     interpreters: InterpreterSettings = InterpreterSettings()
+    wallboard: WallboardSettings = WallboardSettings()
     sandbox: SandboxSettings = SandboxSettings()
 
     @classmethod

@@ -10,6 +10,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 # matter for alerts wait minutes.
 WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 
+# A hotline call runs from a few minutes to over an hour (a survivor's story,
+# safety planning, a three-way call with an interpreter).
+HANDLE_BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200)
+# After-call work: notes and the disposition, usually well under the timer.
+AFTER_CALL_WORK_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+
 ADVOCATE_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "away")
 
 
@@ -88,6 +94,18 @@ class HotlineMetrics:
                                           "Supervisor monitoring actions carried out, by mode (listen, whisper, "
                                           "barge: started or switched to; stop: ended by a supervisor).",
                                           ["mode"], registry=r)
+
+        # Issue 5: handle time, after-call work and dispositions.
+        self.handle_seconds = Histogram("hotline_handle_seconds",
+                                        "Connected calls: from the advocate answering to the end of the call.",
+                                        ["queue"], buckets=HANDLE_BUCKETS, registry=r)
+        self.after_call_work_seconds = Histogram("hotline_after_call_work_seconds",
+                                                 "Wrap-up: from the end of the call to the advocate ending it "
+                                                 "(API) or the wrap-up timer.", buckets=AFTER_CALL_WORK_BUCKETS,
+                                                 registry=r)
+        self.dispositions = Counter("hotline_dispositions",
+                                    "Calls categorised by the advocate at the end of wrap-up, by the menu's call "
+                                    "type and the disposition chosen.", ["call_type", "disposition"], registry=r)
 
     def set_snapshot(self, now_s: float, queues: Iterable[str], depth: dict[str, int],
                      oldest_ms: dict[str, int | None], advocates: dict[str, int], *,

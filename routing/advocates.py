@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from routing.errors import InvalidTransition
+from routing.queues import Offer
 
 
 class AdvocateState(StrEnum):
@@ -74,6 +75,16 @@ class Advocate:
     state_since: int  # epoch ms
     idle_since: int | None = None  # epoch ms; their place in the available line
     call_id: str | None = None  # set while ringing, on_call, wrap_up
+
+
+@dataclass(frozen=True)
+class WrapUpEnded:
+    """A wrap-up that has just ended: which call it was for and since when."""
+
+    call_id: str | None  # None if the advocate's record had lost it
+    since_ms: int  # epoch ms the wrap-up began (the call's end)
+    call_type: str | None  # the menu's call type of that call, if its record is still there
+    offers: tuple[Offer, ...] = ()  # made at once if the advocate became available
 
 
 def split_csv(value: str | None) -> tuple[str, ...]:

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, fields
 
 from redis.asyncio import Redis
 
-from routing.keys import Keys
 # The package's one translation of redis errors into RoutingUnavailable.
-from routing.store import _redis_errors as redis_errors
+from routing.errors import redis_errors
+from routing.keys import Keys
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+from redis import exceptions as redis_exceptions
 
 if TYPE_CHECKING:
     from routing.advocates import AdvocateState
@@ -52,3 +56,12 @@ class Conflict(RoutingError):
 
 class RoutingUnavailable(RoutingError):
     pass
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Where redis enters routing: a lost server becomes RoutingUnavailable."""
+    try:
+        yield
+    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
+        raise RoutingUnavailable(f"Redis unreachable: {exc}") from exc

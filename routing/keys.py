@@ -78,6 +78,14 @@ class Keys:
         (trouble tickets, the sandbox's `hotline call`). Same TTL as the call."""
         return f"{self.prefix}sip:{sip_call_id}"
 
+    def day(self, day: str, queue: str) -> str:
+        """HASH offered, answered, answered_within_target, abandoned -> count:
+        the queue's calls on `day` (YYYY-MM-DD in wallboard.timezone), counted
+        by every engine sharing the Redis (HINCRBY). Expires two days after its
+        last increment (routing.daily.DAY_TTL_S): yesterday stays readable
+        past midnight, nothing older is kept."""
+        return f"{self.prefix}day:{day}:{queue}"
+
     def engine(self, owner: str) -> str:
         """STRING heartbeat of the engine `owner`, refreshed every few seconds
         with a short expiry: while it exists the engine is alive, and the

@@ -51,6 +51,7 @@ class Scripts:
     move_queue: AsyncScript
     escalate: AsyncScript
     escalation_settled: AsyncScript
+    end_wrap_up: AsyncScript
     adopt_call: AsyncScript
 
     @classmethod

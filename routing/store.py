@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 
-from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from routing.advocates import (
+    API_TARGETS,
     Advocate,
     AdvocateState,
+    WrapUpEnded,
     advocate_from_hash,
     allowed_sources,
 )
@@ -29,6 +30,7 @@ from routing.errors import (
     RoutingUnavailable,
     StaleOffer,
     UnknownAdvocate,
+    redis_errors,
 )
 from routing.keys import Keys
 from routing.queues import (
@@ -51,15 +53,6 @@ from routing.snapshot import (
 
 # How long subscribe_offers waits for Redis to confirm the subscription.
 SUBSCRIBE_TIMEOUT_S = 5.0
-
-
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    """Where redis enters routing: a lost server becomes RoutingUnavailable."""
-    try:
-        yield
-    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
-        raise RoutingUnavailable(f"Redis unreachable: {exc}") from exc
 
 
 def _csv(values: Sequence[str] | frozenset[str], what: str) -> str:
@@ -116,7 +109,7 @@ class RoutingStore:
         if not advocate_id or not token_hash:
             raise ValueError("advocate id and token hash are required")
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.upsert_advocate(
                 keys=[k.advocate(advocate_id), k.advocates(), k.tokens()],
                 args=[
@@ -133,7 +126,7 @@ class RoutingStore:
     async def remove_advocate(self, advocate_id: str) -> bool:
         """Unregister; False if unknown. InvalidTransition while ringing/on_call."""
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.remove_advocate(
                 keys=[k.advocate(advocate_id), k.advocates(), k.tokens()],
                 args=[k.prefix, advocate_id],
@@ -143,12 +136,12 @@ class RoutingStore:
         return reply[0] == "ok"
 
     async def get_advocate(self, advocate_id: str) -> Advocate | None:
-        with _redis_errors():
+        with redis_errors():
             fields = await self._redis.hgetall(self._keys.advocate(advocate_id))
         return advocate_from_hash(advocate_id, fields) if fields else None
 
     async def list_advocates(self) -> list[Advocate]:
-        with _redis_errors():
+        with redis_errors():
             ids = sorted(await self._redis.smembers(self._keys.advocates()))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for advocate_id in ids:
@@ -157,14 +150,14 @@ class RoutingStore:
         return [advocate_from_hash(i, h) for i, h in zip(ids, hashes) if h]
 
     async def advocate_for_token_hash(self, token_hash: str) -> str | None:
-        with _redis_errors():
+        with redis_errors():
             return await self._redis.hget(self._keys.tokens(), token_hash)
 
     async def set_state(self, advocate_id: str, state: AdvocateState) -> list[Offer]:
         """API-driven move (available, away, offline). Entering available may
         immediately produce offers, returned here and published."""
         state = AdvocateState(state)
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.set_state(
                 keys=[self._keys.advocate(advocate_id)],
                 args=[
@@ -177,6 +170,27 @@ class RoutingStore:
         if reply[0] == "invalid":
             raise InvalidTransition(advocate_id, AdvocateState(reply[1]), state)
         return _offers(reply)
+
+    async def end_wrap_up(self, advocate_id: str, state: AdvocateState = AdvocateState.AVAILABLE, *,
+                          disposition: str | None = None, call_id: str | None = None) -> WrapUpEnded | None:
+        """End the advocate's wrap-up, moving them to `state` and writing
+        `disposition` on the call it was for. None if they are not in
+        wrap-up (already ended by the API or a timer), or, with `call_id`,
+        if their wrap-up is for another call. UnknownAdvocate."""
+        state = AdvocateState(state)
+        if state not in API_TARGETS:
+            raise ValueError(f"wrap-up ends in one of {sorted(API_TARGETS)}, not {state}")
+        with redis_errors():
+            reply = await self._scripts.end_wrap_up(
+                keys=[self._keys.advocate(advocate_id)],
+                args=[self._keys.prefix, advocate_id, state, disposition or "", call_id or "", self._now_ms()],
+            )
+        if reply[0] == "unknown_advocate":
+            raise UnknownAdvocate(advocate_id)
+        if reply[0] != "ok":
+            return None
+        return WrapUpEnded(call_id=reply[1] or None, since_ms=int(reply[2]), call_type=reply[3] or None,
+                           offers=tuple(offer_from_json(payload) for payload in reply[4:]))
 
     # -- calls -------------------------------------------------------------
 
@@ -197,7 +211,7 @@ class RoutingStore:
         ]
         for field, value in fields.items():
             args += [field, value]
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.enqueue(
                 keys=[k.call(call.call_id), k.waiting(call.queue)], args=args
             )
@@ -207,7 +221,7 @@ class RoutingStore:
 
     async def _offer_event(self, script, call_id: str, advocate_id: str) -> list[str]:
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             reply = await script(
                 keys=[k.advocate(advocate_id), k.call(call_id), k.ringing()],
                 args=[k.prefix, call_id, advocate_id, self._now_ms()],
@@ -235,7 +249,7 @@ class RoutingStore:
     async def call_ended(self, call_id: str, advocate_id: str) -> None:
         """A bridged call is over: the advocate enters wrap_up."""
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.call_ended(
                 keys=[k.advocate(advocate_id), k.call(call_id)],
                 args=[k.prefix, call_id, advocate_id, self._now_ms()],
@@ -248,7 +262,7 @@ class RoutingStore:
         was no longer waiting in `from_queue` (offered meanwhile, say)."""
         if to_queue not in self._queue_names:
             raise ValueError(f"unknown queue {to_queue!r}")
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.move_queue(
                 keys=[self._keys.call(call_id)],
                 args=[self._keys.prefix, self._now_ms(), call_id, from_queue, to_queue])
@@ -260,7 +274,7 @@ class RoutingStore:
         """Take a waiting crisis call out of its queue and claim the on-call
         supervisors for it: [(advocate id, endpoint)], possibly empty. None if
         the call was no longer waiting (offered meanwhile)."""
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.escalate(
                 keys=[self._keys.call(call_id)], args=[self._keys.prefix, self._now_ms(), call_id])
         if reply[0] == "not_waiting":
@@ -271,7 +285,7 @@ class RoutingStore:
                                  rung: Sequence[str]) -> list[Offer]:
         """The escalation is over: `answered_by` takes the call (StaleOffer if
         too late), every other supervisor in `rung` returns to their state."""
-        with _redis_errors():
+        with redis_errors():
             reply = await self._scripts.escalation_settled(
                 keys=[self._keys.call(call_id)],
                 args=[self._keys.prefix, self._now_ms(), call_id, answered_by or "", *rung])
@@ -281,23 +295,23 @@ class RoutingStore:
 
     async def position(self, call_id: str, queue: str) -> int | None:
         """1 for the next call to be offered in `queue`; None if not waiting there."""
-        with _redis_errors():
+        with redis_errors():
             rank = await self._redis.zrank(self._keys.waiting(queue), call_id)
         return None if rank is None else rank + 1
 
     async def recent_answers(self, queue: str) -> list[int]:
         """Epoch ms of the queue's latest answers, newest first."""
-        with _redis_errors():
+        with redis_errors():
             return [int(t) for t in await self._redis.lrange(self._keys.answered(queue), 0, -1)]
 
     async def adopt_call(self, call_id: str, owner: str) -> str | None:
         """Make `owner` the engine holding the call; its state, or None if unknown."""
-        with _redis_errors():
+        with redis_errors():
             return await self._scripts.adopt_call(keys=[self._keys.call(call_id)],
                                                   args=[self._keys.prefix, owner])
 
     async def heartbeat(self, owner: str, ttl_s: int) -> None:
-        with _redis_errors():
+        with redis_errors():
             await self._redis.set(self._keys.engine(owner), self._now_ms(), ex=ttl_s)
 
     async def alive(self, owners: Sequence[str]) -> set[str]:
@@ -305,7 +319,7 @@ class RoutingStore:
         owners = list(dict.fromkeys(owners))
         if not owners:
             return set()
-        with _redis_errors():
+        with redis_errors():
             beats = await self._redis.mget([self._keys.engine(o) for o in owners])
         return {o for o, beat in zip(owners, beats) if beat is not None}
 
@@ -314,7 +328,7 @@ class RoutingStore:
         ringing an advocate, or on a call with one, with its record. Read
         from the queues, the ringing set and the advocates (no KEYS scan)."""
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for queue in self._queue_names:
                     pipe.zrange(k.waiting(queue), 0, -1)
@@ -332,7 +346,7 @@ class RoutingStore:
 
     async def abandon(self, call_id: str) -> bool:
         """The caller hung up while waiting; False if the call was not waiting."""
-        with _redis_errors():
+        with redis_errors():
             removed = await self._scripts.abandon(
                 keys=[self._keys.call(call_id)], args=[self._keys.prefix, call_id]
             )
@@ -344,28 +358,51 @@ class RoutingStore:
         args: list[str] = [self._keys.prefix]
         for field, value in fields.items():
             args += [field, value]
-        with _redis_errors():
+        with redis_errors():
             updated = await self._scripts.update_call(keys=[self._keys.call(call_id)], args=args)
         return updated == 1
 
     async def get_call(self, call_id: str) -> dict[str, str] | None:
-        with _redis_errors():
+        with redis_errors():
             fields = await self._redis.hgetall(self._keys.call(call_id))
         return fields or None
 
     async def index_sip_call_id(self, call_id: str, sip_call_id: str, ttl_s: int) -> None:
         """Make the call findable by its SIP Call-ID (a random token, not the caller)."""
-        with _redis_errors():
+        with redis_errors():
             await self._redis.set(self._keys.sip_call(sip_call_id), call_id, ex=ttl_s)
 
     async def call_for_sip_id(self, sip_call_id: str) -> str | None:
-        with _redis_errors():
+        with redis_errors():
             return await self._redis.get(self._keys.sip_call(sip_call_id))
 
     async def waiting(self, queue: str) -> list[str]:
         """Ids of the calls waiting in `queue`, next to be offered first."""
-        with _redis_errors():
+        with redis_errors():
             return await self._redis.zrange(self._keys.waiting(queue), 0, -1)
+
+    async def waiting_calls(self, fields: Sequence[str]) -> dict[str, list[tuple[str, dict[str, str]]]]:
+        """Every queue's waiting calls, next to be offered first, each with
+        the call-hash `fields` asked for and no other (the wallboard must
+        never read the caller reference). Two pipelined round trips."""
+        k = self._keys
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for queue in self._queues:
+                    pipe.zrange(k.waiting(queue.name), 0, -1)
+                ids = await pipe.execute()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call_ids in ids:
+                    for call_id in call_ids:
+                        pipe.hmget(k.call(call_id), list(fields))
+                values = iter(await pipe.execute())
+        calls: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        for queue, call_ids in zip(self._queues, ids):
+            rows = [(call_id, dict(zip(fields, next(values)))) for call_id in call_ids]
+            # An expired call hash is gone; the matcher drops its id later.
+            calls[queue.name] = [(call_id, {f: v for f, v in row.items() if v is not None})
+                                 for call_id, row in rows if any(v is not None for v in row.values())]
+        return calls
 
     async def stale_offers(self, older_than_s: float) -> list[Offer]:
         """Offers still ringing after `older_than_s`. Pub/sub delivers at most
@@ -373,7 +410,7 @@ class RoutingStore:
         never rings the advocate, so it sweeps these and reports them failed."""
         cutoff = self._now_ms() - int(older_than_s * 1000)
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             call_ids = await self._redis.zrangebyscore(k.ringing(), "-inf", cutoff)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call_id in call_ids:
@@ -396,7 +433,7 @@ class RoutingStore:
         """Queue depths, oldest waiting arrival and advocate counts by state
         and by skill, read in one pipelined round trip."""
         k = self._keys
-        with _redis_errors():
+        with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for queue in self._queues:
                     pipe.zcard(k.waiting(queue.name))
@@ -439,12 +476,12 @@ class RoutingStore:
         """
         pubsub = self._redis.pubsub()
         try:
-            with _redis_errors():
+            with redis_errors():
                 await pubsub.subscribe(self._keys.offers(owner))
                 await self._confirmed(pubsub)
             yield self._receive(pubsub)
         finally:
-            with _redis_errors():
+            with redis_errors():
                 await pubsub.aclose()
 
     async def offers(self, owner: str) -> AsyncIterator[Offer]:
@@ -468,7 +505,7 @@ class RoutingStore:
     @staticmethod
     async def _receive(pubsub: PubSub) -> AsyncIterator[Offer]:
         while True:
-            with _redis_errors():
+            with redis_errors():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             if message and message["type"] == "message":
                 yield offer_from_json(message["data"])

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
-import socket
-from urllib.parse import quote
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,59 +13,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api, Authenticator, RosterEntry
+from api_support import QUEUES, TOKENS, authenticator, bearer, make_app, sha
+from ivr.api import CALL_FIELDS, STATE_ACTIONS, Api
 from ivr.monitoring import Mode, MonitorAnswer
 from ivr.openapi import OPENAPI
-from ivr.throttle import BadTokenThrottle
 from metrics.hotline import HotlineMetrics
 from routing.advocates import AdvocateState
 from routing.keys import Keys
-from routing.queues import QueueSpec, WaitingCall
+from routing.queues import WaitingCall
 from routing.store import RoutingStore
-
-QUEUES = (QueueSpec("english", frozenset({"en"})),)
-TOKENS = {"ana": "token-ana", "luis": "token-luis", "sam": "token-sam"}
-
-
-def sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RoutingStore]:
-    client = aioredis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1", decode_responses=True)
-    await client.flushdb()
-    store = RoutingStore(client, queues=QUEUES, keys=Keys("api:"))
-    for advocate in TOKENS:
-        roles = {"advocate", "supervisor"} if advocate == "sam" else {"advocate"}
-        await store.upsert_advocate(advocate, advocate.title(), f"PJSIP/{advocate}@carrier",
-                                    frozenset({"en"}), frozenset(roles), sha(TOKENS[advocate]))
-    yield store
-    await client.aclose()
-
-
-def authenticator() -> Authenticator:
-    # Generous: the fuzz-like tests below present many unknown tokens from one address.
-    roster = [RosterEntry(a, sha(t), a == "sam") for a, t in TOKENS.items()]
-    return Authenticator(roster, BadTokenThrottle(10_000, 60, 100))
-
-
-def make_app(store: RoutingStore):
-    return Api(store, authenticator(), HotlineMetrics(), ["english"], health=lambda: {"ari": True}).app()
-
-
-@pytest.fixture
-async def client(store: RoutingStore) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(make_app(store))) as test_client:
-        yield test_client
-
-
-def bearer(who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[who]}"}
-
 
 @pytest.mark.parametrize("headers, why", [
     ({}, "missing bearer token"),
@@ -150,7 +105,7 @@ async def test_metrics_read_queues_and_advocates_from_redis(client, store):
 
 async def test_metrics_say_when_redis_is_unreachable():
     dead = aioredis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.2)
-    async with TestClient(TestServer(make_app(RoutingStore(dead, queues=QUEUES, keys=Keys("x:"))))) as c:
+    async with TestClient(TestServer(make_app(dead, Keys("x:")))) as c:
         page = await (await c.get("/metrics")).text()
     assert "hotline_redis_up 0.0" in page
     await dead.aclose()
@@ -325,19 +280,9 @@ async def test_metrics_count_available_advocates_per_queue_and_advocates_by_skil
 
 
 @pytest.fixture
-async def unreachable_client() -> AsyncIterator[TestClient]:
-    # A port we bound and released: nothing listens there.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # No retries: redis-py would otherwise back off for seconds before giving up.
-    dead = aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_connect_timeout=0.5,
-                          retry=Retry(NoBackoff(), 0))
-    try:
-        async with TestClient(TestServer(make_app(RoutingStore(dead, queues=QUEUES, keys=Keys("x:"))))) as c:
-            yield c
-    finally:
-        await dead.aclose()
+async def unreachable_client(unreachable_redis) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(make_app(unreachable_redis, Keys("x:")))) as c:
+        yield c
 
 
 async def test_metrics_still_answer_with_redis_down(unreachable_client):

@@ -18,6 +18,7 @@ import hashlib
 import threading
 import tomllib
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -33,8 +34,11 @@ from ivr.interpreting import InterpreterDesk
 from ivr.openapi import OPENAPI
 from ivr.throttle import BadTokenThrottle
 from metrics.hotline import HotlineMetrics
+from ivr.wallboard import Wallboard
 from routing.advocates import AdvocateState
+from routing.daily import DailyCounts
 from routing.keys import Keys
+from routing.policy import QueuePolicy
 from routing.queues import QueueSpec, WaitingCall
 from routing.store import RoutingStore
 
@@ -78,7 +82,8 @@ class ApiInThread:
     async def _start(self) -> str:
         self._redis = aioredis.Redis.from_url(self._redis_url.rsplit("/", 1)[0] + "/4", decode_responses=True)
         await self._redis.flushdb()
-        store = RoutingStore(self._redis, queues=(QueueSpec("english", frozenset({"en"})),), keys=Keys("fuzz:"))
+        keys = Keys("fuzz:")
+        store = RoutingStore(self._redis, queues=(QueueSpec("english", frozenset({"en"})),), keys=keys)
         for advocate, token in TOKENS.items():
             roles = {"advocate", "supervisor"} if advocate == "sam" else {"advocate"}
             await store.upsert_advocate(advocate, advocate.title(), f"PJSIP/{advocate}@carrier", frozenset({"en"}),
@@ -94,7 +99,14 @@ class ApiInThread:
         # A small limit: the unknown token is soon answered 429, which must conform too.
         auth = Authenticator(roster, BadTokenThrottle(5, 3600, 100))
         api = Api(store, auth, HotlineMetrics(), ["english"], health=lambda: {"ari": True}, interpreters=desk)
-        self._runner = web.AppRunner(api.app(), access_log=None)
+        app = api.app()
+        wallboard = Wallboard(store, DailyCounts(self._redis, keys, ZoneInfo("UTC")), auth,
+                              [QueuePolicy("english", max_wait_s=600, service_level_s=30)], refresh_s=0.05)
+        # Closed from the start: /wallboard/events answers (after the same
+        # checks) but ends at once instead of streaming for ever to the fuzzer.
+        await wallboard.close()
+        app.add_routes(wallboard.routes())
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

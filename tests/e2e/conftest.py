@@ -27,6 +27,8 @@ from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.settings import Settings, load_settings
 
+from .browser import Browser
+
 T = TypeVar("T")
 
 TEST_PREFIX = "hltest:"
@@ -184,3 +186,11 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if got == want:
             return float(value)
     return 0.0
+
+
+@pytest.fixture
+async def browser(sandbox: Sandbox) -> AsyncIterator[Browser]:
+    """A headless Chromium of its own for the test."""
+    started = await Browser.start()
+    yield started
+    await started.quit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections import Counter
 
@@ -20,7 +21,17 @@ from ivr.sandbox.phones_client import PhonesClient
 from .conftest import PHONES, TEST_PREFIX, EngineApi, eventually, settings_with
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
 
-DOOMED_PORT = 18081
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Not a fixed number: several sandboxes run these tests on one machine, and
+# a fixed port let one run's health check reach another run's engine.
+DOOMED_PORT = _free_port()
 
 
 async def start_doomed_engine() -> asyncio.subprocess.Process:
