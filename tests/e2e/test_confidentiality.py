@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from privacy.number_formats import occurrences
 
 from ivr.adoption import HEARTBEAT_TTL_S
 from ivr.ari.rest import AriRest
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.control import STATE_IN_ROOT
 from ivr.sandbox.phones_client import PhonesClient
-from privacy.number_formats import occurrences
+from routing.daily import DAY_TTL_S
 
 from .conftest import PHONES, TEST_PREFIX, TOKENS, EngineApi, eventually, settings_with
 from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at
@@ -114,6 +115,9 @@ def ttl_problems(dump: dict[str, tuple[str, int, Any]]) -> list[str]:
         elif name.startswith("engine:"):
             if not 0 < ttl <= HEARTBEAT_TTL_S:
                 problems.append(f"{key} ({kind}): TTL {ttl}, want 1..{HEARTBEAT_TTL_S}")
+        elif name.startswith("day:"):
+            if not 0 < ttl <= DAY_TTL_S:
+                problems.append(f"{key} ({kind}): TTL {ttl}, want 1..{DAY_TTL_S}")
         elif not name.startswith(PERMANENT):
             problems.append(f"{key} ({kind}): a key nobody listed in routing/keys.py (TTL {ttl})")
     return problems
