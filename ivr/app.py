@@ -30,6 +30,7 @@ from ivr.logs import redact_url
 from ivr.menu import load_menu
 from ivr.monitoring import MonitorDesk
 from ivr.prompts import load_prompts, prompt_catalog
+from ivr.recovery import RecoveryConfig, RoutingRecovery
 from ivr.privacy import CallerHasher
 from ivr.relay import RelayDetector
 from ivr.services import CallConfig, CallServices
@@ -45,6 +46,7 @@ from routing.errors import RoutingError
 from routing.keys import Keys
 from routing.policy import CallPlan, QueuePolicy, plan_call
 from routing.queues import QueueSpec
+from routing.restore import RestoreStore
 from routing.store import RoutingStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class Running:
     stream: EventStream
     http_port: int
     audit: SupervisorAudit
+    recovery: RoutingRecovery
 
 
 @contextlib.asynccontextmanager
@@ -91,6 +94,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     monitoring = settings.monitoring
     audit = SupervisorAudit(redis_client, keys, max_entries=monitoring.audit_max_entries,
                             retention_s=monitoring.audit_retention_days * 86400)
+    restore = RestoreStore(redis_client, queues=queues, keys=keys)
     session = aiohttp.ClientSession()
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
@@ -116,14 +120,20 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         metrics.service_level_target.labels(queue=policy.name).set(policy.service_level_s)
 
     engine = Engine(tasks, lambda eng: CallServices(
-        config=config, rest=rest, store=store, dispatcher=eng.dispatcher, tasks=tasks, metrics=metrics,
-        menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
+        config=config, rest=rest, store=store, restore=restore, dispatcher=eng.dispatcher, tasks=tasks,
+        metrics=metrics, menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
                          on_connected=engine.on_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
+    recovery = RoutingRecovery(
+        RecoveryConfig(owner=settings.engine.instance_id, probe_s=settings.redis.probe_s,
+                       outage_hold_s=settings.redis.outage_hold_s, sweep_s=settings.redis.sweep_s),
+        store=store, restore=restore, rest=rest, held=lambda: engine.calls.keys(), post=engine.dispatcher.post,
+        sync_roster=lambda: sync_roster(store, settings), wrap_up=wrap_up,
+        on_redis=lambda up: metrics.redis_up.set(int(up)))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \
         if interpreters.providers else None
@@ -133,29 +143,37 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                                 settings.api.bad_tokens_clients_max)
     auth = Authenticator(roster, throttle, settings.api.trusted_proxies)
     api = Api(store, auth, metrics, [q.name for q in queues],
-              health=lambda: {"ari": stream.connected}, interpreters=desk, monitoring=monitor_desk)
+              health=lambda: {"ari": stream.connected, "redis": recovery.redis_up}, interpreters=desk,
+              monitoring=monitor_desk)
     wallboard = Wallboard(store, daily, auth, [policies[q.name] for q in queues], settings.wallboard.refresh_s)
     http = api.app()
     http.add_routes([*wallboard.routes(), *Pages().routes()])
     http.on_shutdown.append(wallboard.close)
     runner = web.AppRunner(http, access_log=None, shutdown_timeout=5)
     try:
-        await _sync_roster(store, settings)
+        try:
+            await sync_roster(store, settings)
+        except RoutingError as exc:
+            raise SystemExit(f"redis at {redact_url(settings.redis.url)}: unavailable at start-up "
+                             f"({type(exc).__name__})") from exc
         await wrap_up.resume(int(time.time() * 1000))
         await runner.setup()
         site = web.TCPSite(runner, settings.engine.http_host, settings.engine.http_port)
         await site.start()
         port = runner.addresses[0][1]
-        offers = OffersListener(store, settings.engine.instance_id, engine.on_offer)
+        # Redis is on loopback: resubscribing every second at most costs little
+        # and shortens the time offers wait for the sweep after a Redis restart.
+        offers = OffersListener(store, settings.engine.instance_id, engine.on_offer, Backoff(cap_s=1.0))
         tasks.spawn(offers.run(), name="offers")
         # Subscribed before any call can be queued: no offer is published unheard.
         await asyncio.wait_for(offers.subscribed.wait(), 10)
         tasks.spawn(_heartbeat(store, settings.engine.instance_id), name="heartbeat")
         tasks.spawn(engine.sweep_ghosts(), name="ghost-sweep")
+        tasks.spawn(recovery.run(), name="routing-recovery")
         tasks.spawn(stream.run(), name="ari-events")
         log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
                  settings.engine.http_host, port)
-        yield Running(engine, store, metrics, stream, port, audit)
+        yield Running(engine, store, metrics, stream, port, audit, recovery)
     finally:
         await tasks.close()
         await runner.cleanup()
@@ -217,14 +235,13 @@ async def _heartbeat(store: RoutingStore, owner: str) -> None:
         await asyncio.sleep(HEARTBEAT_EVERY_S)
 
 
-async def _sync_roster(store: RoutingStore, settings: Settings) -> None:
-    """The settings file is the roster: add or update its advocates, keep their state."""
-    try:
-        for a in settings.advocates:
-            await store.upsert_advocate(a.id, a.name, a.endpoint, a.skills, a.roles, a.token_sha256)
-    except RoutingError as exc:
-        raise SystemExit(f"redis at {redact_url(settings.redis.url)}: unavailable at start-up "
-                         f"({type(exc).__name__})") from exc
+async def sync_roster(store: RoutingStore, settings: Settings) -> None:
+    """The settings file is the roster: add or update its advocates, keep their state.
+
+    At start-up, and again whenever Redis returns (it may have lost them all).
+    """
+    for a in settings.advocates:
+        await store.upsert_advocate(a.id, a.name, a.endpoint, a.skills, a.roles, a.token_sha256)
 
 
 async def serve(settings: Settings) -> None:

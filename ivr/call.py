@@ -44,6 +44,8 @@ from ivr.call_states import (
     InMenu,
     OfferArrived,
     Ringing,
+    RoutingOutage,
+    RoutingRestored,
     State,
     Waiting,
 )
@@ -65,7 +67,7 @@ from ivr.menu import (
 from ivr.monitoring import CallLine, MonitorAnswer, MonitorRecord, MonitorRequest, carry_out
 from ivr.services import CallServices
 from ivr.timers import TimerFired, Timers
-from routing.errors import RoutingError, RoutingUnavailable, StaleOffer
+from routing.errors import Conflict, RoutingError, RoutingUnavailable, StaleOffer
 from routing.policy import (
     CallPlan,
     Escalate,
@@ -175,6 +177,12 @@ class CallActor:
                     await self._leg_gone()
             case ChannelGone():
                 await self._caller_gone("channel gone")
+            case RoutingRestored():
+                await self._routing_restored()
+            case RoutingOutage():
+                if isinstance(self.state, Waiting):
+                    log.warning("call %s: routing unavailable for too long; to the backup destination", self.key)
+                    await self._to_fallback("routing_unavailable")
             case _:
                 log.debug("call %s: %s ignored in %s", self.key, getattr(item, "type", type(item).__name__),
                           type(self.state).__name__)
@@ -403,12 +411,8 @@ class CallActor:
         self._enqueued_at = time.monotonic()
         call = WaitingCall(call_id=self.key, queue=queue, priority=outcome.priority, arrival_ms=arrival_ms,
                            owner=self.s.config.owner)
-        fields = {"language": outcome.language, "call_type": outcome.call_type, "path": " ".join(outcome.path),
-                  "no_input": str(int(outcome.no_input)), "did_kind": self.s.config.line_kind(self.did),
-                  "relay": str(int(self.relay)), "entry_queue": queue, "ari": self.s.config.ari_url,
-                  "sip_call_id": self.sip_call_id, "caller_ref": self.caller_ref}
         try:
-            offers = await self.s.store.enqueue(call, fields, self.s.config.call_ttl_s)
+            offers = await self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s)
         except RoutingError as exc:
             log.error("call %s: routing unavailable (%s); sending to the fallback", self.key, type(exc).__name__)
             await self._to_fallback("routing_unavailable")
@@ -432,6 +436,15 @@ class CallActor:
             await self.s.daily.add(self._plan.entry_queue, *counts)
         except RoutingError:
             log.error("call %s: not counted in today's %s (Redis unavailable)", self.key, ", ".join(counts))
+
+    def _record_fields(self) -> dict[str, str]:
+        """The call's metadata in its Redis record (never the caller's number)."""
+        outcome = self.outcome
+        assert outcome is not None and self.plan is not None
+        return {"language": outcome.language, "call_type": outcome.call_type, "path": " ".join(outcome.path),
+                "no_input": str(int(outcome.no_input)), "did_kind": self.s.config.line_kind(self.did),
+                "relay": str(int(self.relay)), "entry_queue": self.plan.entry_queue, "ari": self.s.config.ari_url,
+                "sip_call_id": self.sip_call_id, "caller_ref": self.caller_ref}
 
     def _waited_s(self) -> float:
         return time.monotonic() - self._enqueued_at
@@ -737,6 +750,55 @@ class CallActor:
                 await self._interpreter_request(InterpreterRequest(remove=True, source="feature_code"))
             case Unknown(code=code):
                 log.info("call %s: advocate dialled unknown feature code *%s", self.key, code)
+
+    # -- Redis came back -------------------------------------------------------
+
+    async def _routing_restored(self) -> None:
+        """Write this call back into Redis as the engine knows it.
+
+        A waiting call is enqueued again with its original arrival: it keeps
+        its place in line (a Redis that still has it answers Conflict, and
+        nothing changes). A call ringing an advocate, connected, or ringing
+        the supervisors puts back its record and claims its advocates again,
+        so that they are not offered another call meanwhile.
+        """
+        if self.outcome is None or self.plan is None:
+            return  # not in the line yet: nothing of it was in Redis
+        state = self.state
+        if not isinstance(state, (Waiting, Ringing, Connected, Escalating)):
+            return
+        # Waiting and ringing calls know their arrival; for the others it is
+        # only on the record, where the wait since joining the line gives it.
+        arrival_ms = getattr(state, "arrival_ms", 0) or int((time.time() - self._waited_s()) * 1000)
+        call = WaitingCall(self.key, state.queue, self.outcome.priority, arrival_ms, self.s.config.owner)
+        fields, ttl_s = self._record_fields(), self.s.config.call_ttl_s
+        try:
+            match state:
+                case Waiting():
+                    try:
+                        await self.s.store.enqueue(call, fields, ttl_s)
+                    except Conflict:
+                        pass  # Redis kept it
+                case Ringing(offer=offer):
+                    await self._restore_record("offered", call, [offer.advocate_id], fields)
+                case Connected(offer=offer):
+                    await self._restore_record("bridged", call, [offer.advocate_id],
+                                               {**fields, "answered_by": offer.advocate_id})
+                case Escalating(escalation=escalation):
+                    await self._restore_record("escalating", call, escalation.ringing_ids(), fields)
+            if self.sip_call_id:
+                await self.s.store.index_sip_call_id(self.key, self.sip_call_id, ttl_s)
+        except RoutingError as exc:
+            log.error("call %s: could not write it back to Redis (%s); the next recovery will", self.key,
+                      type(exc).__name__)
+            return
+        log.info("call %s written back to Redis as %s", self.key, type(state).__name__)
+
+    async def _restore_record(self, state: str, call: WaitingCall, advocates: list[str],
+                              fields: dict[str, str]) -> None:
+        left_alone = await self.s.restore.restore_call(call, state, advocates, fields, self.s.config.call_ttl_s)
+        for advocate_id in left_alone:
+            log.error("call %s: advocate %s is with another call in Redis; left as is", self.key, advocate_id)
 
     # -- the end --------------------------------------------------------------
 

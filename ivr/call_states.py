@@ -44,6 +44,17 @@ class ChannelGone:
     """Reconciliation found the caller's channel gone while the events stream was down."""
 
 
+@dataclass(frozen=True)
+class RoutingRestored:
+    """Redis is back (restarted empty, or reachable again): the call writes
+    itself back as the engine knows it (``ivr.recovery``)."""
+
+
+@dataclass(frozen=True)
+class RoutingOutage:
+    """Redis has been unreachable for longer than a waiting caller is held."""
+
+
 @dataclass
 class Answering:
     pass

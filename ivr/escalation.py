@@ -74,6 +74,10 @@ class Escalation:
     def ringing(self) -> bool:
         return bool(self.legs)
 
+    def ringing_ids(self) -> list[str]:
+        """The supervisors whose phones still ring."""
+        return [s.advocate_id for s in self.legs.values()]
+
     async def answered(self, leg: str) -> Offer | None:
         """A supervisor picked up: theirs is the call, unless it was too late."""
         supervisor = self.legs.get(leg)

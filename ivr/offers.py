@@ -29,7 +29,7 @@ class OffersListener:
         self._owner = owner
         self._deliver = deliver
         self._backoff = backoff or Backoff()
-        # Set once the first subscription is confirmed: no call may be queued before.
+        # Set while subscribed; the first time, before any call may be queued.
         self.subscribed = asyncio.Event()
 
     async def run(self) -> None:
@@ -43,7 +43,10 @@ class OffersListener:
                         await self._deliver(offer)
             except RoutingError as exc:
                 delay = self._backoff.next_delay()
-                log.error("offers subscription lost (%s); resubscribing in %.2f s", type(exc).__name__, delay)
+                # Said once per outage: Redis may stay away for a while.
+                level = logging.ERROR if self.subscribed.is_set() else logging.DEBUG
+                self.subscribed.clear()
+                log.log(level, "offers subscription lost (%s); resubscribing in %.2f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
 
     async def _sweep(self) -> None:

@@ -18,6 +18,7 @@ from ivr.tasks import TaskSet
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
 from routing.policy import CallPlan
+from routing.restore import RestoreStore
 from routing.store import RoutingStore
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class CallServices:
     config: CallConfig
     rest: AriRest
     store: RoutingStore
+    restore: RestoreStore  # writing the call back after Redis lost it
     dispatcher: Dispatcher
     tasks: TaskSet
     metrics: HotlineMetrics

@@ -108,6 +108,14 @@ class RedisSettings(_Section):
     url: str = "redis://127.0.0.1:6390/0"
     password: SecretStr | None = None
     key_prefix: str = "hl:"
+    # How often the engine asks Redis whether it is there (and whether it
+    # lost its data): the longest a rebuild waits after Redis returns.
+    probe_s: Seconds = 1.0
+    # Without Redis nobody can be offered a call: waiting callers stay on
+    # hold this long (a restart takes seconds), then go to the backup destination.
+    outage_hold_s: Seconds = 30.0
+    # How often calls left in Redis without a channel are looked for and ended.
+    sweep_s: Seconds = 30.0
 
     @field_validator("url")
     @classmethod

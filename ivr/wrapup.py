@@ -85,6 +85,7 @@ class WrapUpTimers:
         except UnknownAdvocate:
             return  # removed from the roster meanwhile
         except RoutingError:
+            # ivr.recovery resumes the wrap-ups when Redis returns.
             log.error("advocate %s: could not end wrap-up (Redis unavailable)", advocate_id)
             return
         if ended is not None:

@@ -41,6 +41,10 @@ class Keys:
         """SORT ... GET pattern reading every advocate's skills csv."""
         return f"{self.prefix}adv:*->skills"
 
+    def advocate_field_pattern(self, field: str) -> str:
+        """SORT ... GET pattern reading one field of every advocate's hash."""
+        return f"{self.prefix}adv:*->{field}"
+
     def waiting(self, queue: str) -> str:
         """ZSET call_id -> waiting_score (lower is offered first). Members leave
         when offered, abandoned, or found without a call hash (TTL expired)."""
@@ -91,6 +95,13 @@ class Keys:
         with a short expiry: while it exists the engine is alive, and the
         calls it owns are not another engine's to clean up."""
         return f"{self.prefix}engine:{owner}"
+
+    def epoch(self) -> str:
+        """STRING, a random token written by the first engine to find it
+        missing. Permanent: if it vanishes or changes, Redis lost its data
+        (restarted without persistence, flushed) and the engines rebuild the
+        routing state from what they know (ivr.recovery)."""
+        return f"{self.prefix}epoch"
 
     def tokens(self) -> str:
         """HASH sha256(token) hex -> advocate id. Entry lives as long as the

@@ -185,14 +185,45 @@ class Sandbox:
         raise SandboxError(f"{service.name} not ready after {START_TIMEOUT_S:.0f} s; see {service.logfile}")
 
     def _ari_ready(self) -> bool:
+        try:
+            self._ari_get("/ari/asterisk/info")
+            return True
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+
+    def _ari_get(self, path: str) -> object:
         s = self.settings.ari
         token = b64encode(f"{s.username}:{s.password.get_secret_value()}".encode()).decode()
-        request = urllib.request.Request(f"{s.url}/ari/asterisk/info",
-                                         headers={"Authorization": f"Basic {token}"})
+        request = urllib.request.Request(f"{s.url}{path}", headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=1) as response:
+            return json.load(response)
+
+    # -- faults, for the fault tests and the load tool ------------------------
+
+    def stop_redis(self) -> None:
+        """Stop redis-server; it runs without persistence, so its data is gone."""
+        self._stop(self.redis)
+
+    def start_redis(self) -> None:
+        if not self._running(self.redis):
+            self._start_redis()
+
+    def restart_redis(self) -> None:
+        self.stop_redis()
+        self.start_redis()
+
+    def restart_asterisk(self) -> None:
+        """Stop Asterisk (every channel and bridge dies with it) and start it
+        again; returns once ARI answers and the phones app has its
+        WebSocket back, so calls can be placed at once."""
+        self._stop(self.asterisk)
+        self._start_asterisk()
+        self._wait(self.asterisk, self._phones_registered)
+
+    def _phones_registered(self) -> bool:
         try:
-            with urllib.request.urlopen(request, timeout=1) as response:
-                json.load(response)
-                return True
+            self._ari_get(f"/ari/applications/{self.box.phones_app}")
+            return True
         except (OSError, urllib.error.URLError, ValueError):
             return False
 

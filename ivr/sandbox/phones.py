@@ -145,6 +145,16 @@ class Phones:
                 await self._record(call, "ended", cause=getattr(event, "cause", None),
                                    asterisk_time=stamp.timestamp() if stamp is not None else None)
 
+    async def reconcile(self) -> None:
+        """After (re)connecting to ARI: calls whose channel died meanwhile
+        (Asterisk restarted) are over, and say so in the event log."""
+        live = {channel.id for channel in await self.rest.list_channels()}
+        for call in list(self.calls.values()):
+            if call.state != "ended" and call.id not in live:
+                call.state = "ended"
+                call.ended_at = time.time()
+                await self._record(call, "ended", cause="gone")
+
     async def _stasis_start(self, event: StasisStart) -> None:
         # The call is known at once, so its later events find it; what needs an
         # ARI request runs in a task of its own.
@@ -389,7 +399,8 @@ async def serve(settings: Settings) -> None:
         spool = box.root / STATE_IN_ROOT.lstrip("/") / "spool"
         phones = Phones(rest, app=box.phones_app, trunk="hotline-trunk", tasks=tasks, spool=spool)
         stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
-                             settings.ari.password.get_secret_value(), box.phones_app, phones.handle)
+                             settings.ari.password.get_secret_value(), box.phones_app, phones.handle,
+                             on_connected=phones.reconcile)
         runner = web.AppRunner(make_api(phones), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", box.phones_http_port).start()

@@ -1,0 +1,123 @@
+"""A loopback TCP relay that fault tests and the load tool can break on purpose.
+
+The engine is pointed at the relay instead of Redis or ARI; the relay can
+then drop the connections it carries and refuse new ones, which is what a
+network fault looks like to the engine (Redis out of reach with its data
+intact, the ARI events WebSocket cut while Asterisk runs on). Connections are
+told apart by the first bytes the client sends, so ``block(b"/ari/events")``
+cuts the events WebSocket and leaves the engine's REST requests alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# The first bytes of a connection, enough for an HTTP request line.
+_HEAD_BYTES = 512
+
+
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._target = (target_host, target_port)
+        self._listen = (host, port)
+        self._server: asyncio.Server | None = None
+        self._links: dict[asyncio.Task[None], bytes] = {}  # each connection's relay -> its first bytes
+        self._blocked: list[bytes] = []
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url_host(self) -> str:
+        return f"{self._listen[0]}:{self.port}"
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, *self._listen)
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._drop(lambda head: True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> TcpProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def block(self, marker: bytes = b"") -> int:
+        """Drop the connections whose first bytes hold `marker` (every one if
+        empty) and refuse such connections until ``unblock``. How many were dropped."""
+        self._blocked.append(marker)
+        return await self._drop(lambda head: marker in head)
+
+    async def drop(self, marker: bytes = b"") -> int:
+        """Drop the connections whose first bytes hold `marker`; new ones are accepted."""
+        return await self._drop(lambda head: marker in head)
+
+    def unblock(self) -> None:
+        self._blocked.clear()
+
+    def connections(self, marker: bytes = b"") -> int:
+        return sum(1 for head in self._links.values() if marker in head)
+
+    async def _drop(self, which: Callable[[bytes], bool]) -> int:
+        relays = [relay for relay, head in self._links.items() if which(head)]
+        for relay in relays:
+            relay.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        return len(relays)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The relay is a task of its own: cancelling it (a drop) must not
+        # cancel asyncio's connection handler, which reports that as an error.
+        try:
+            # The client speaks first in both protocols relayed here (Redis, HTTP).
+            head = await reader.read(_HEAD_BYTES)
+            if not head or any(marker in head for marker in self._blocked):
+                writer.close()
+                return
+            upstream = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        relay = asyncio.ensure_future(_relay(head, (reader, writer), upstream))
+        self._links[relay] = head
+        try:
+            await asyncio.gather(relay, return_exceptions=True)
+        finally:
+            del self._links[relay]
+
+
+async def _relay(head: bytes, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+    upstream[1].write(head)
+    pumps = [asyncio.ensure_future(_pump(client[0], upstream[1])),
+             asyncio.ensure_future(_pump(upstream[0], client[1]))]
+    try:
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        # Closing is enough; waiting for it could hang on a peer that stopped reading.
+        client[1].close()
+        upstream[1].close()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass

@@ -1,0 +1,201 @@
+"""Redis restarted (its data gone) or out of reach (its data kept), with calls
+bridged and waiting, over real SIP through the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from ivr.app import Running, running_engine
+from ivr.ari.rest import AriRest
+from ivr.sandbox.control import Sandbox
+from ivr.sandbox.phones_client import PhonesClient
+from ivr.sandbox.proxy import TcpProxy
+from ivr.settings import Settings
+
+from .conftest import BACKUP_PHONE, PHONES, EngineApi, eventually, settings_with
+from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at, rang
+
+TIP = "12"
+CALLERS = ["+15555550111", "+15555550112", "+15555550113"]
+MUSIC_RMS = 0.01
+OUTAGE_HOLD_S = 6
+
+
+async def the_bridged_call(engine: Running) -> str | None:
+    for key in list(engine.engine.calls):
+        record = await engine.store.get_call(key)
+        if record and record.get("state") == "bridged":
+            return key
+    return None
+
+
+async def waiting_count(engine: Running, n: int) -> bool:
+    return len(await engine.store.waiting("english")) == n
+
+
+async def bridge_of(ari: AriRest, call_key: str):
+    for bridge in await ari.list_bridges():
+        if call_key in bridge.channels and len(bridge.channels) == 2:
+            return bridge
+    return None
+
+
+async def advocate_state(engine: Running, advocate_id: str, *states: str) -> bool:
+    advocate = await engine.store.get_advocate(advocate_id)
+    return advocate is not None and str(advocate.state) in states
+
+
+def backup_rang_for(number: str):
+    # The backup call centre is the one phone that sees the caller's number:
+    # the dialplan fallback dials it from the caller's own channel.
+    digits = number.lstrip("+")
+    return lambda e: e["number"] == BACKUP_PHONE and e["kind"] == "ringing" and digits in e["caller_id_seen"]
+
+
+async def at_backup(phones: PhonesClient, number: str, timeout_s: float, what: str) -> None:
+    ring = await phones.wait_for(backup_rang_for(number), timeout_s, what=f"{what} ringing the backup")
+    await phones.wait_for(lambda e: e["call"] == ring["call"] and e["kind"] == "answered", 5,
+                          what=f"the backup answering {what}")
+
+
+async def test_redis_restart_keeps_the_bridged_call_and_the_waiting_callers_places(
+        sandbox: Sandbox, engine: Running, api: EngineApi, phones: PhonesClient, ari: AriRest):
+    await api.act("ana", "login")
+    await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+    ana_ring = await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+    await phones.wait_for(answered_at(PHONES["ana"]), 10, what="ana answering")
+    bridged = await eventually(lambda: the_bridged_call(engine), 5, "the first call bridged")
+    for n, caller in enumerate(CALLERS[1:], start=1):
+        await phones.place_call(caller, TOLL_FREE, dtmf=TIP)
+        await eventually(lambda: waiting_count(engine, n), ROUTE_S, f"{n} calls waiting")
+    line = await engine.store.waiting("english")
+    await api.act("luis", "away")  # on shift, not taking calls yet
+    await eventually(lambda: _seen(engine, "luis", "away"), 5, "the engine's copy of luis away")
+
+    await asyncio.to_thread(sandbox.restart_redis)
+
+    await eventually(lambda: _rebuilt(engine), 10, "the engine rebuilding routing")
+    # Asterisk kept the bridge; Redis has everything back as the engine knew it.
+    assert await bridge_of(ari, bridged) is not None
+    await eventually(lambda: _line_is(engine, line), 5, "the waiting calls back in their order")
+    ana = await engine.store.get_advocate("ana")
+    assert (ana.state, ana.call_id) == ("on_call", bridged)
+    assert (await engine.store.get_call(bridged))["state"] == "bridged"
+    assert await advocate_state(engine, "luis", "away")
+
+    # Routing goes on: the older waiting caller goes first, to luis.
+    await api.act("luis", "available")
+    await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering")
+    assert (await engine.store.get_call(line[0]))["advocate"] == "luis"
+    # Ana ends her call, which Redis recorded before the restart: after her
+    # wrap-up she takes the last caller.
+    await phones.mark()
+    await phones.hangup(ana_ring["call"])
+    await phones.wait_for(answered_at(PHONES["ana"]), 15, what="ana answering the last caller")
+    assert (await engine.store.get_call(line[1]))["advocate"] == "ana"
+
+
+@pytest.fixture
+def engine_settings() -> Settings:
+    return settings_with(redis={"outage_hold_s": OUTAGE_HOLD_S})
+
+
+async def test_while_redis_is_down_new_callers_reach_the_backup_and_waiting_callers_are_held_then_sent_there(
+        sandbox: Sandbox, engine: Running, api: EngineApi, phones: PhonesClient):
+    waiting = await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+    await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "a call waiting")
+
+    await asyncio.to_thread(sandbox.stop_redis)
+    try:
+        await eventually(lambda: _redis_down(engine), 5, "the engine noticing Redis gone")
+        await phones.place_call(CALLERS[1], TOLL_FREE, dtmf=TIP)
+        await at_backup(phones, CALLERS[1], ROUTE_S, "the new caller")
+        # The waiting caller is still on hold, hearing music, not dead air...
+        assert (await phones.call(waiting["id"]))["state"] == "answered"
+        assert not any(backup_rang_for(CALLERS[0])(e) for e in phones.seen)
+        assert await phones.listen(waiting["id"], seconds=1) > MUSIC_RMS
+        # ...until the outage outlasts the hold: then the backup destination too.
+        await at_backup(phones, CALLERS[0], OUTAGE_HOLD_S + 10, "the held caller")
+    finally:
+        await asyncio.to_thread(sandbox.start_redis)
+
+    await eventually(lambda: _rebuilt(engine), 10, "the engine rebuilding routing")
+    await api.act("ana", "login")
+    await phones.place_call(CALLERS[2], TOLL_FREE, dtmf=TIP)
+    await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering a call after the outage")
+
+
+@contextlib.asynccontextmanager
+async def engine_behind(proxy: TcpProxy, http: aiohttp.ClientSession) -> AsyncIterator[tuple[Running, EngineApi]]:
+    # Copied, not overridden: the environment (a sandbox on other ports) wins over overrides.
+    base = settings_with()
+    settings = base.model_copy(update={"redis": base.redis.model_copy(update={"url": f"redis://{proxy.url_host}/0"})})
+    async with running_engine(settings) as running:
+        await eventually(lambda: _ari_up(running), 10, "engine connected to ARI")
+        yield running, EngineApi(http, running.http_port)
+
+
+async def test_redis_out_of_reach_and_back_ends_in_redis_the_calls_that_ended_meanwhile(
+        settings: Settings, phones: PhonesClient, http: aiohttp.ClientSession):
+    async with TcpProxy("127.0.0.1", settings.sandbox.redis_port) as proxy, \
+            engine_behind(proxy, http) as (engine, api):
+        await api.act("ana", "login")
+        await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+        ana_ring = await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+        await phones.wait_for(answered_at(PHONES["ana"]), 10, what="ana answering")
+        bridged = await eventually(lambda: the_bridged_call(engine), 5, "the call bridged")
+        left = await phones.place_call(CALLERS[1], TOLL_FREE, dtmf=TIP)
+        await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "a call waiting")
+        gone = (await engine.store.waiting("english"))[0]
+
+        await proxy.block()
+        await eventually(lambda: _redis_down(engine), 5, "the engine noticing Redis out of reach")
+        # Both calls end while nothing can be written to Redis.
+        await phones.hangup(ana_ring["call"])
+        await phones.hangup(left["id"])
+        await eventually(lambda: _holds_nothing(engine), 10, "both calls over in the engine")
+        proxy.unblock()
+
+        await eventually(lambda: _rebuilt(engine), 10, "the engine back on Redis")
+        assert (await eventually(lambda: _ended(engine, bridged), 5, "the bridged call ended in Redis"))
+        assert (await engine.store.get_call(gone))["state"] == "ended"
+        assert await engine.store.waiting("english") == []
+        await eventually(lambda: advocate_state(engine, "ana", "available"), 5, "ana available after wrap-up")
+
+        await phones.mark()
+        await phones.place_call(CALLERS[2], TOLL_FREE, dtmf=TIP)
+        await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering the next call")
+
+
+async def _seen(engine: Running, advocate_id: str, state: str) -> bool:
+    return engine.recovery.advocates_seen.get(advocate_id) == state
+
+
+async def _rebuilt(engine: Running) -> bool:
+    return engine.recovery.rebuilds >= 1 and engine.recovery.redis_up
+
+
+async def _redis_down(engine: Running) -> bool:
+    return not engine.recovery.redis_up
+
+
+async def _ari_up(engine: Running) -> bool:
+    return engine.stream.connected
+
+
+async def _line_is(engine: Running, line: list[str]) -> bool:
+    return await engine.store.waiting("english") == line
+
+
+async def _holds_nothing(engine: Running) -> bool:
+    return not engine.engine.calls
+
+
+async def _ended(engine: Running, call_key: str) -> bool:
+    record = await engine.store.get_call(call_key)
+    return record is not None and record["state"] == "ended"
