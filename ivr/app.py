@@ -123,9 +123,14 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         config=config, rest=rest, store=store, restore=restore, dispatcher=eng.dispatcher, tasks=tasks,
         metrics=metrics, menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
 
+    async def on_ari_connected() -> None:
+        await engine.on_connected()
+        # A call that failed to end itself in Redis while Asterisk was away is found by the sweep.
+        recovery.sweep_soon()
+
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
-                         on_connected=engine.on_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
+                         on_connected=on_ari_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     recovery = RoutingRecovery(

@@ -488,6 +488,9 @@ class CallActor:
                         type(self.state).__name__)
             await self._release(offer)
             return
+        if not await self._offer_current(offer):
+            log.info("call %s: offer of advocate %s settled already; ignored", self.key, offer.advocate_id)
+            return
         self._legs += 1
         leg = f"{self.key}-leg{self._legs}"
         self.state = Ringing(self.state.queue, self.state.arrival_ms, offer, leg)
@@ -507,6 +510,15 @@ class CallActor:
             return
         self.s.metrics.advocate_rings.inc()
         log.info("call %s ringing advocate %s", self.key, offer.advocate_id)
+
+    async def _offer_current(self, offer: Offer) -> bool:
+        # A published offer is always current here; one re-delivered by the
+        # offers sweep may not be: read before this call's ring failed, it
+        # names an advocate who may meanwhile be ringing for another call.
+        try:
+            return await self.s.store.offer_current(offer)
+        except RoutingError:
+            return True  # Redis gone: ring as offered; the answer is recorded if Redis returns
 
     async def _leg_answered(self, leg: str) -> None:
         if isinstance(self.state, Escalating):
@@ -851,8 +863,8 @@ class CallActor:
             await self._hangup(leg)
         try:
             await self.s.rest.destroy_bridge(connected.bridge)
-        except AriNotFound:
-            pass
+        except AriError:
+            pass  # gone already, or with Asterisk
         try:
             await self.s.store.call_ended(self.key, connected.offer.advocate_id)
         except RoutingError:
@@ -903,6 +915,10 @@ class CallActor:
             await self.s.rest.hangup(channel_id)
         except AriNotFound:
             pass
+        except AriError as exc:
+            # Asterisk out of reach (restarting): the channel dies with it or
+            # reconciliation finds it; the call's own state must move on.
+            log.warning("call %s: could not hang up %s (%s)", self.key, channel_id, type(exc).__name__)
 
 
 

@@ -220,6 +220,11 @@ class RoutingRecovery:
                     outage_s, " with its data lost" if lost else "", restored, len(held))
         await self.sweep()
 
+    def sweep_soon(self, delay_s: float = 2.0) -> None:
+        """Sweep at the next probe after `delay_s`: after the ARI events
+        reconnected, once the calls found gone have had time to end themselves."""
+        self._next_sweep = min(self._next_sweep, self._clock() + delay_s)
+
     async def sweep(self) -> None:
         """End in Redis the calls of this engine whose channel is gone."""
         try:

@@ -404,6 +404,14 @@ class RoutingStore:
                                  for call_id, row in rows if any(v is not None for v in row.values())]
         return calls
 
+    async def offer_current(self, offer: Offer) -> bool:
+        """Whether Redis still has this call offered to this advocate. An offer
+        re-delivered by the sweep after a resubscription may have been settled
+        since it was read."""
+        with redis_errors():
+            state, advocate = await self._redis.hmget(self._keys.call(offer.call_id), ["state", "advocate"])
+        return state == "offered" and advocate == offer.advocate_id
+
     async def stale_offers(self, older_than_s: float) -> list[Offer]:
         """Offers still ringing after `older_than_s`. Pub/sub delivers at most
         once: an engine that was disconnected when its offer was published

@@ -212,10 +212,13 @@ class Sandbox:
         self.stop_redis()
         self.start_redis()
 
-    def restart_asterisk(self) -> None:
-        """Stop Asterisk (every channel and bridge dies with it) and start it
-        again; returns once ARI answers and the phones app has its
-        WebSocket back, so calls can be placed at once."""
+    def restart_asterisk(self, *, crash: bool = False) -> None:
+        """Stop Asterisk (every channel and bridge dies with it), or kill it
+        with SIGKILL if `crash` (it then says nothing to its ARI clients),
+        and start it again; returns once ARI answers and the phones app has
+        its WebSocket back, so calls can be placed at once."""
+        if crash:
+            self._kill(self.asterisk)
         self._stop(self.asterisk)
         self._start_asterisk()
         self._wait(self.asterisk, self._phones_registered)
@@ -247,6 +250,15 @@ class Sandbox:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         service.pidfile.unlink(missing_ok=True)
+
+    def _kill(self, service: Service) -> None:
+        pid = _read_pid(service.pidfile)
+        if pid is not None and _alive(pid):
+            log.info("killing %s (pid %d)", service.name, pid)
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def status(self) -> dict[str, str]:
         result = {}
