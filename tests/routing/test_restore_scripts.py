@@ -1,0 +1,138 @@
+"""Putting routing back after Redis lost its data or missed changes
+(routing/restore.py and its scripts), against a real redis-server."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from routing import AdvocateState, RoutingStore, StaleOffer, UnknownAdvocate, WaitingCall, hash_token
+from routing.restore import AdvocateMark, OwnedCall, RestoreStore
+from routing_support import QUEUES, TEST_KEYS, ManualClock, assert_routing_invariants
+
+S = AdvocateState
+TTL_S = 3600
+
+
+@pytest.fixture
+def restore(redis_client: aioredis.Redis, clock: ManualClock) -> RestoreStore:
+    return RestoreStore(redis_client, QUEUES, TEST_KEYS, clock=clock)
+
+
+async def add(store: RoutingStore, advocate_id: str, skills=("en",)) -> None:
+    await store.upsert_advocate(advocate_id, advocate_id, f"PJSIP/{advocate_id}@phones", frozenset(skills),
+                                frozenset({"advocate"}), hash_token(f"token-{advocate_id}"))
+
+
+def call(call_id: str, arrival_ms: int = 1_000, owner: str = "e1") -> WaitingCall:
+    return WaitingCall(call_id, "english", 5, arrival_ms, owner)
+
+
+async def test_the_epoch_is_claimed_once_and_read_with_the_advocates(restore, store):
+    await add(store, "a1")
+    await store.set_state("a1", S.AWAY)
+    assert await restore.presence() == (None, [AdvocateMark("a1", S.AWAY, restore._now_ms(), None)])
+    assert await restore.claim_epoch("first") == "first"
+    assert await restore.claim_epoch("second") == "first"
+    epoch, marks = await restore.presence()
+    assert epoch == "first" and [m.state for m in marks] == [S.AWAY]
+
+
+async def test_a_recreated_advocate_is_restored_available_in_their_old_place_and_matched(
+        restore, store, redis_client, clock):
+    await add(store, "a1")
+    await add(store, "a2")
+    await store.enqueue(call("c1"), {}, TTL_S)
+    offers = await restore.restore_advocate(AdvocateMark("a2", S.AVAILABLE, 500, idle_since=400))
+    assert [(o.call_id, o.advocate_id) for o in offers] == [("c1", "a2")]
+    await restore.restore_advocate(AdvocateMark("a1", S.AVAILABLE, 500, idle_since=300))
+    assert await redis_client.zscore(TEST_KEYS.available("english"), "a1") == 300
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
+
+
+async def test_an_advocate_who_is_not_offline_any_more_keeps_their_state(restore, store):
+    await add(store, "a1")
+    await store.set_state("a1", S.AWAY)
+    assert await restore.restore_advocate(AdvocateMark("a1", S.AVAILABLE, 500, 400)) == []
+    assert (await store.get_advocate("a1")).state is S.AWAY
+    with pytest.raises(UnknownAdvocate):
+        await restore.restore_advocate(AdvocateMark("gone", S.AWAY, 500, None))
+
+
+async def test_a_bridged_call_lost_by_redis_claims_its_advocate_again(restore, store, redis_client):
+    await add(store, "a1")
+    await store.set_state("a1", S.AVAILABLE)
+    left_alone = await restore.restore_call(call("c1"), "bridged", ["a1"], {"language": "en"}, TTL_S)
+    assert left_alone == []
+    advocate = await store.get_advocate("a1")
+    assert (advocate.state, advocate.call_id) == (S.ON_CALL, "c1")
+    record = await store.get_call("c1")
+    assert (record["state"], record["advocate"], record["language"]) == ("bridged", "a1", "en")
+    assert 0 < await redis_client.ttl(TEST_KEYS.call("c1")) <= TTL_S
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
+    await store.call_ended("c1", "a1")  # the end of the call is recorded as usual
+    assert (await store.get_advocate("a1")).state is S.WRAP_UP
+
+
+async def test_a_ringing_call_restored_can_be_answered_and_an_intact_one_is_unchanged(restore, store, redis_client):
+    await add(store, "a1")
+    await restore.restore_call(call("c1"), "offered", ["a1"], {}, TTL_S)
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
+    before = await store.get_advocate("a1")
+    await restore.restore_call(call("c1"), "offered", ["a1"], {}, TTL_S)  # Redis had it: no change
+    assert await store.get_advocate("a1") == before
+    await store.offer_answered("c1", "a1")
+    assert (await store.get_advocate("a1")).state is S.ON_CALL
+
+
+async def test_an_advocate_redis_has_with_another_call_is_left_alone(restore, store):
+    await add(store, "a1")
+    await store.set_state("a1", S.AVAILABLE)
+    await store.enqueue(call("c1"), {}, TTL_S)  # offered to a1
+    assert await restore.restore_call(call("c2", owner="e2"), "bridged", ["a1"], {}, TTL_S) == ["a1"]
+    advocate = await store.get_advocate("a1")
+    assert (advocate.state, advocate.call_id) == (S.RINGING, "c1")
+
+
+async def test_an_escalation_restored_settles_back_to_the_supervisors_states(restore, store, redis_client):
+    for advocate_id in ("s1", "s2"):
+        await add(store, advocate_id)
+    await store.set_state("s1", S.AWAY)
+    await restore.restore_call(call("c1"), "escalating", ["s1", "s2"], {}, TTL_S)
+    assert {a.id: (a.state, a.call_id) for a in await store.list_advocates()} == {
+        "s1": (S.RINGING, "c1"), "s2": (S.RINGING, "c1")}
+    await store.escalation_settled("c1", "s2", ["s1", "s2"])
+    states = {a.id: a.state for a in await store.list_advocates()}
+    assert states == {"s1": S.AWAY, "s2": S.ON_CALL}
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
+
+
+async def test_a_waiting_call_taken_out_by_a_restore_leaves_its_queue(restore, store, redis_client):
+    await add(store, "a1")
+    await store.enqueue(call("c1"), {}, TTL_S)
+    await restore.restore_call(call("c1"), "offered", ["a1"], {}, TTL_S)
+    assert await store.waiting("english") == []
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
+
+
+async def test_owned_calls_finds_an_engines_calls_in_play_wherever_they_are(restore, store):
+    for advocate_id in ("a1", "a2", "s1"):
+        await add(store, advocate_id)
+    await store.enqueue(call("waiting"), {}, TTL_S)
+    await store.enqueue(call("theirs", arrival_ms=2_000, owner="e2"), {}, TTL_S)
+    await store.set_state("a1", S.AVAILABLE)  # takes "waiting", the older
+    await store.enqueue(call("c3", arrival_ms=5_000), {}, TTL_S)
+    await store.set_state("a2", S.AVAILABLE)  # takes "theirs"
+    await store.offer_answered("theirs", "a2")
+    await restore.restore_call(call("crisis"), "escalating", ["s1"], {}, TTL_S)
+    await store.enqueue(call("ended"), {}, TTL_S)
+    await store.abandon("ended")
+    owned = {c.call_id: c for c in await restore.owned_calls("e1")}
+    assert owned == {
+        "waiting": OwnedCall("waiting", "offered", "e1", "a1"),
+        "c3": OwnedCall("c3", "waiting", "e1", None),
+        "crisis": OwnedCall("crisis", "escalating", "e1", None, ("s1",)),
+    }
+    assert [c.call_id for c in await restore.owned_calls("e2")] == ["theirs"]
+    with pytest.raises(StaleOffer):
+        await store.offer_answered("theirs", "a1")
