@@ -13,7 +13,7 @@ APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: deps apt venv sandbox run test bench down status clean
+.PHONY: deps apt venv sandbox run test bench load down status clean
 
 deps: apt venv
 
@@ -57,3 +57,12 @@ down:
 
 clean: down
 	rm -rf $(VENV)
+
+# The load test: simulated callers and advocates through the sandbox (loopback only).
+#   make load                                    20 callers at once for 60 s
+#   make load LOAD_ARGS="--callers 100 --duration 600 --fault restart-redis@120"
+# Faults: kill-engine, restart-redis, redis-down, restart-asterisk, crash-asterisk, drop-ari
+# (.venv/bin/python -m tests.load --help).
+LOAD_ARGS ?=
+load: sandbox
+	$(PY) -m tests.load $(LOAD_ARGS)

@@ -29,6 +29,7 @@ import asyncio
 import bisect
 import itertools
 import logging
+import random
 import time
 import uuid
 from pathlib import Path
@@ -59,6 +60,23 @@ class PhoneScript:
     never_answer: bool = False
     busy: bool = False
     hangup_after_s: float | None = None
+    # For load tests, a person rather than a machine: each call draws its
+    # delays between the values above and these maxima, and goes unanswered
+    # with probability miss_rate.
+    answer_after_max_s: float | None = None
+    hangup_after_max_s: float | None = None
+    miss_rate: float = 0.0
+
+    def draw(self, rng: random.Random) -> tuple[float | None, float | None]:
+        """(answer after, hang up after) for one call; None: never answer / never hang up."""
+        if self.never_answer or rng.random() < self.miss_rate:
+            return None, None
+        answer = self.answer_after_s if self.answer_after_max_s is None \
+            else rng.uniform(self.answer_after_s, self.answer_after_max_s)
+        hangup = self.hangup_after_s
+        if hangup is not None and self.hangup_after_max_s is not None:
+            hangup = rng.uniform(hangup, self.hangup_after_max_s)
+        return answer, hangup
 
 
 @dataclass
@@ -93,6 +111,7 @@ class Phones:
         self._changed = asyncio.Condition()
         # Set when an outgoing call is answered or ends: its caller script waits on it.
         self._progress: dict[str, asyncio.Event] = {}
+        self._rng = random.Random()
 
     # -- event log ------------------------------------------------------------
 
@@ -195,22 +214,23 @@ class Phones:
     async def _incoming(self, call: PhoneCall, script: PhoneScript, at: float) -> None:
         call.sip_call_id = await self._sip_call_id(call.id)
         await self._record(call, "ringing", caller_id_seen=call.caller_id_seen, asterisk_time=at)
+        answer_after_s, hangup_after_s = script.draw(self._rng)
         try:
             if script.busy:
                 await self.rest.hangup(call.id, reason="busy")
                 return
             await self.rest.ring(call.id)
-            if script.never_answer:
+            if answer_after_s is None:
                 return
-            await asyncio.sleep(script.answer_after_s)
+            await asyncio.sleep(answer_after_s)
             if call.state == "ended":
                 return
             await self.rest.answer(call.id)
             call.state = "answered"
             call.answered_at = time.time()
             await self._record(call, "answered")
-            if script.hangup_after_s is not None:
-                await asyncio.sleep(script.hangup_after_s)
+            if hangup_after_s is not None:
+                await asyncio.sleep(hangup_after_s)
                 await self.hangup(call.id)
         except AriNotFound:
             pass  # the hotline gave up on this phone first

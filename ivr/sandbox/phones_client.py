@@ -35,10 +35,18 @@ class PhonesClient:
             return await response.json()
 
     async def script(self, number: str, *, answer_after_s: float = 0.3, never_answer: bool = False,
-                     busy: bool = False, hangup_after_s: float | None = None) -> None:
+                     busy: bool = False, hangup_after_s: float | None = None,
+                     answer_after_max_s: float | None = None, hangup_after_max_s: float | None = None,
+                     miss_rate: float = 0.0) -> None:
+        """How phone `number` behaves; the maxima draw each call's delays at random."""
         await self._call("PUT", f"/phones/{number}", json={
             "answer_after_s": answer_after_s, "never_answer": never_answer, "busy": busy,
-            "hangup_after_s": hangup_after_s})
+            "hangup_after_s": hangup_after_s, "answer_after_max_s": answer_after_max_s,
+            "hangup_after_max_s": hangup_after_max_s, "miss_rate": miss_rate})
+
+    async def events(self, after: int, timeout_s: float) -> list[Event]:
+        """The phones' events after sequence number `after`, waiting up to `timeout_s` for one."""
+        return await self._call("GET", "/events", params={"after": after, "timeout": timeout_s})
 
     async def reset(self) -> None:
         await self._call("DELETE", "/phones")

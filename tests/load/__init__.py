@@ -1,0 +1,1 @@
+"""The load test the project ships: ``make load`` (see run.py)."""

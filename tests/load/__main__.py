@@ -1,0 +1,3 @@
+from tests.load.run import main
+
+main()
