@@ -72,7 +72,7 @@ class HotlineMetrics:
                                         ["skill", "state"], registry=r)
         self.ari_connected = Gauge("hotline_ari_connected", "1 while the ARI events WebSocket is connected.",
                                    registry=r)
-        self.redis_up = Gauge("hotline_redis_up", "1 if Redis answered the last scrape's read.", registry=r)
+        self.redis_up = Gauge("hotline_redis_up", "1 if Redis answered the engine's last probe or scrape.", registry=r)
         self.ari_events_skipped = Counter("hotline_ari_events_skipped", "Malformed or unexpected ARI events skipped.",
                                           ["reason"], registry=r)
         # Queue policies (issue 4): relay calls, service level, crisis escalation.
