@@ -126,15 +126,17 @@ class Adoption:
         await self._clear_ghosts({c.id for c in channels})
 
     async def _clear_ghosts(self, live_channels: set[str]) -> None:
-        """Calls Redis still routes whose caller left while their engine was dead."""
+        """Calls Redis still routes whose caller left while their engine was
+        dead, or while this engine could not tell Redis (ivr.recovery): a call
+        of our own that we no longer hold and whose channel is gone ended then."""
         try:
             calls = await self.s.store.live_calls()
             owners = {r.get("owner", "") for r in calls.values()}
-            alive = await self.s.store.alive(sorted(owners)) | {self.s.config.owner}
+            others_alive = await self.s.store.alive(sorted(owners - {self.s.config.owner}))
         except RoutingError:
             return
         for call_id, record in calls.items():
-            if call_id in live_channels or record.get("owner", "") in alive or call_id in self._held:
+            if call_id in live_channels or record.get("owner", "") in others_alive or call_id in self._held:
                 continue
             if record.get("ari") not in (None, self.s.config.ari_url):
                 continue  # another Asterisk's call: its own engine will see to it

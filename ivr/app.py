@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from aiohttp import web
 
-from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S
+from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, Adoption
 from ivr.api import Api, Authenticator, RosterEntry
 from ivr.ari.rest import AriRest
 from ivr.ari.stream import Backoff, EventStream
@@ -135,9 +135,10 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                          backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
     recovery = RoutingRecovery(
         RecoveryConfig(owner=settings.engine.instance_id, probe_s=settings.redis.probe_s,
-                       outage_hold_s=settings.redis.outage_hold_s, sweep_s=settings.redis.sweep_s),
-        store=store, restore=restore, rest=rest, held=lambda: engine.calls.keys(), post=engine.dispatcher.post,
+                       outage_hold_s=settings.redis.outage_hold_s),
+        restore=restore, held=lambda: engine.calls.keys(), post=engine.dispatcher.post,
         sync_roster=lambda: sync_roster(store, settings), wrap_up=wrap_up,
+        clear_ghosts=lambda: Adoption(engine.services, engine.calls, engine.adopt).clear(),
         on_redis=lambda up: metrics.redis_up.set(int(up)))
     roster = [RosterEntry(a.id, a.token_sha256, "supervisor" in a.roles) for a in settings.advocates]
     desk = InterpreterDesk(catalog, interpreters.providers, engine.dispatcher.post) \

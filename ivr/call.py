@@ -558,6 +558,23 @@ class CallActor:
                 self.state = Ringing(queue, 0, offer, leg)
             await self._caller_gone("hung up as the advocate answered")
             return
+        except AriError as exc:
+            if recorded or not isinstance(self.state, Ringing):
+                raise
+            # Asterisk too slow or out of reach: the caller is not connected
+            # and must not be left in silence. The advocate's leg is let go
+            # and the call is first in line again, with its music.
+            log.warning("call %s: could not connect advocate %s (%s)", self.key, offer.advocate_id,
+                        type(exc).__name__)
+            try:
+                await self.s.rest.destroy_bridge(bridge)
+            except AriError:
+                pass
+            self.s.dispatcher.unroute(bridge)
+            await self._advocate_missed("dial_failed")
+            if isinstance(self.state, Waiting):
+                await self.hold.music()
+            return
         self.timers.cancel("policy")
         self.timers.cancel("comfort")
         self.state = Connected(queue, offer, leg, bridge, FeatureCodes(self.s.config.feature_codes),
@@ -855,10 +872,15 @@ class CallActor:
         if connected.answered_at is not None:
             self.s.metrics.handle_seconds.labels(queue=self._plan.entry_queue).observe(
                 time.monotonic() - connected.answered_at)
-        if connected.monitoring is not None:
-            await connected.monitoring.end("call_ended")
-        if connected.interpreting is not None:
-            await connected.interpreting.remove()
+        try:
+            if connected.monitoring is not None:
+                await connected.monitoring.end("call_ended")
+            if connected.interpreting is not None:
+                await connected.interpreting.remove()
+        except AriError as exc:
+            # Asterisk out of reach (restarting): what could not be torn down
+            # dies with it, and the end is recorded in Redis all the same.
+            log.warning("call %s: could not tear down its extra parties (%s)", self.key, type(exc).__name__)
         for leg in (connected.leg, *self._extra_legs):
             await self._hangup(leg)
         try:
@@ -908,6 +930,10 @@ class CallActor:
                                                    priority=1)
         except AriNotFound:
             pass
+        except AriError as exc:
+            # Asterisk out of reach: the channel dies with it, or is still in
+            # our application, where the next reconnection adopts it.
+            log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
         self.s.forget(self)
 
     async def _hangup(self, channel_id: str) -> None:

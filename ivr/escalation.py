@@ -137,3 +137,7 @@ class Escalation:
             await self.s.rest.hangup(channel_id)
         except AriNotFound:
             pass
+        except AriError as exc:
+            # Asterisk out of reach: the leg dies with it; the supervisors are
+            # released in Redis all the same.
+            log.warning("call %s: could not hang up %s (%s)", self.call_key, channel_id, type(exc).__name__)

@@ -24,8 +24,10 @@ TaskSet). When Redis answers again it rebuilds:
    ringing, connected or escalating claim their advocates again;
 4. calls of this engine still in play in Redis whose channel is gone (they
    ended while Redis could not be told) are ended there, so that no advocate
-   is left ringing or on a call that no longer exists. This sweep also runs
-   every ``sweep_s``, whatever happened.
+   is left ringing or on a call that no longer exists. This is the engine's
+   sweep of ghost calls (``ivr.adoption``), run at once rather than at its
+   next turn; it also runs soon after the ARI events reconnect, when calls
+   that failed to end themselves while Asterisk was away are found.
 
 Offers the matcher publishes while the offers listener resubscribes are not
 lost: the listener sweeps for them once subscribed (``ivr.offers``).
@@ -40,14 +42,11 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 
-from ivr.ari.errors import AriError
-from ivr.ari.rest import AriRest
 from ivr.call_states import RoutingOutage, RoutingRestored
 from ivr.wrapup import WrapUpTimers
 from routing.advocates import AdvocateState
-from routing.errors import RoutingError, StaleOffer, UnknownAdvocate
-from routing.restore import AdvocateMark, OwnedCall, RestoreStore
-from routing.store import RoutingStore
+from routing.errors import RoutingError, UnknownAdvocate
+from routing.restore import AdvocateMark, RestoreStore
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +56,8 @@ _S = AdvocateState
 @dataclass(frozen=True)
 class RecoveryConfig:
     owner: str  # this engine's instance id
-    probe_s: float  # how often Redis is asked whether it is there, and the same
+    probe_s: float  # how often Redis is asked whether it is there and whether it lost its data
     outage_hold_s: float  # how long waiting callers stay on hold without Redis
-    sweep_s: float  # how often calls left in Redis without a channel are looked for
 
 
 # -- decisions ------------------------------------------------------------------
@@ -82,63 +80,29 @@ def marks_to_restore(marks: Iterable[AdvocateMark], now_ms: int) -> list[Advocat
     return restored
 
 
-@dataclass(frozen=True)
-class EndInRedis:
-    """How a call left in play in Redis without a channel is ended there."""
-
-    call_id: str
-    action: str  # abandon | offer_cancelled | call_ended | escalation_settled
-    advocates: tuple[str, ...]
-
-
-def orphan_endings(owned: Iterable[OwnedCall], held: Collection[str], live: Collection[str]) -> list[EndInRedis]:
-    """Calls of this engine that Redis still has in play although the engine
-    does not hold them and their channel is gone.
-
-    A call whose channel is still up is left alone even if this engine does
-    not hold it: it went on in the dialplan (fallback), or it waits for an
-    engine restarted under the same id to adopt it.
-    """
-    endings = []
-    for call in owned:
-        if call.call_id in held or call.call_id in live:
-            continue
-        match call.state:
-            case "waiting":
-                endings.append(EndInRedis(call.call_id, "abandon", ()))
-            case "offered" if call.advocate:
-                endings.append(EndInRedis(call.call_id, "offer_cancelled", (call.advocate,)))
-            case "bridged" if call.advocate:
-                endings.append(EndInRedis(call.call_id, "call_ended", (call.advocate,)))
-            case "escalating":
-                endings.append(EndInRedis(call.call_id, "escalation_settled", call.supervisors))
-    return endings
-
-
 # -- the task -------------------------------------------------------------------
 
 
 class RoutingRecovery:
-    def __init__(self, config: RecoveryConfig, *, store: RoutingStore, restore: RestoreStore, rest: AriRest,
-                 held: Callable[[], Collection[str]], post: Callable[[str, object], bool],
-                 sync_roster: Callable[[], Awaitable[None]], wrap_up: WrapUpTimers,
+    def __init__(self, config: RecoveryConfig, *, restore: RestoreStore, held: Callable[[], Collection[str]],
+                 post: Callable[[str, object], bool], sync_roster: Callable[[], Awaitable[None]],
+                 wrap_up: WrapUpTimers, clear_ghosts: Callable[[], Awaitable[None]],
                  on_redis: Callable[[bool], None] = lambda up: None,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
-        self._store = store
         self._restore = restore
-        self._rest = rest
         self._held = held  # keys of the calls this engine holds now
         self._post = post  # into a call actor's mailbox
         self._sync_roster = sync_roster
         self._wrap_up = wrap_up
+        self._clear_ghosts = clear_ghosts  # one pass of the engine's sweep of calls without a channel
         self._on_redis = on_redis
         self._clock = clock
         self._epoch: str | None = None
         self._marks: list[AdvocateMark] = []  # every advocate, as last read
         self._down_since: float | None = None
         self._outage_told = False
-        self._next_sweep = clock() + config.sweep_s
+        self._sweep_at: float | None = None
         self.rebuilds = 0
 
     @property
@@ -151,7 +115,7 @@ class RoutingRecovery:
         return {mark.advocate_id: mark.state for mark in self._marks}
 
     async def run(self) -> None:
-        """Probe, rebuild when Redis returns, sweep; until cancelled."""
+        """Probe, rebuild when Redis returns; until cancelled."""
         while True:
             await self.probe()
             await asyncio.sleep(self._config.probe_s)
@@ -177,9 +141,9 @@ class RoutingRecovery:
             # copy from before is what the rebuild needs.
             self._marks = marks
         self._epoch = epoch
-        if now >= self._next_sweep:
-            self._next_sweep = now + self._config.sweep_s
-            await self.sweep()
+        if self._sweep_at is not None and now >= self._sweep_at:
+            self._sweep_at = None
+            await self._clear_ghosts()
 
     def _unreachable(self, now: float, exc: RoutingError) -> None:
         if self._down_since is None:
@@ -218,43 +182,10 @@ class RoutingRecovery:
         self.rebuilds += 1
         log.warning("redis back after %.1f s%s: roster synced, %d advocates restored, %d held calls written back",
                     outage_s, " with its data lost" if lost else "", restored, len(held))
-        await self.sweep()
+        await self._clear_ghosts()
 
     def sweep_soon(self, delay_s: float = 2.0) -> None:
-        """Sweep at the next probe after `delay_s`: after the ARI events
-        reconnected, once the calls found gone have had time to end themselves."""
-        self._next_sweep = min(self._next_sweep, self._clock() + delay_s)
-
-    async def sweep(self) -> None:
-        """End in Redis the calls of this engine whose channel is gone."""
-        try:
-            live = {channel.id for channel in await self._rest.list_channels()}
-        except AriError:
-            return  # without Asterisk's list, a live call could be taken for a gone one
-        try:
-            owned = await self._restore.owned_calls(self._config.owner)
-            for ending in orphan_endings(owned, self._held(), live):
-                if ending.call_id in self._held():
-                    continue  # adopted meanwhile
-                await self._end(ending)
-        except RoutingError as exc:
-            log.warning("sweep of calls left in Redis interrupted (%s)", type(exc).__name__)
-
-    async def _end(self, ending: EndInRedis) -> None:
-        log.warning("call %s: still %s in Redis but its channel is gone; ending it there", ending.call_id,
-                    ending.action)
-        try:
-            match ending.action:
-                case "abandon":
-                    await self._store.abandon(ending.call_id)
-                case "offer_cancelled":
-                    await self._store.offer_cancelled(ending.call_id, ending.advocates[0])
-                case "call_ended":
-                    await self._store.call_ended(ending.call_id, ending.advocates[0])
-                    self._wrap_up.start(ending.advocates[0])
-                case "escalation_settled":
-                    await self._store.escalation_settled(ending.call_id, None, ending.advocates)
-                    for advocate_id in ending.advocates:
-                        self._wrap_up.start(advocate_id)
-        except StaleOffer:
-            pass  # settled meanwhile
+        """Sweep for calls without a channel at the first probe after
+        `delay_s`: after the ARI events reconnected, once the calls found gone
+        have had time to end themselves."""
+        self._sweep_at = self._clock() + delay_s

@@ -114,8 +114,6 @@ class RedisSettings(_Section):
     # Without Redis nobody can be offered a call: waiting callers stay on
     # hold this long (a restart takes seconds), then go to the backup destination.
     outage_hold_s: Seconds = 30.0
-    # How often calls left in Redis without a channel are looked for and ended.
-    sweep_s: Seconds = 30.0
 
     @field_validator("url")
     @classmethod

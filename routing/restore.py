@@ -35,17 +35,6 @@ class AdvocateMark:
     idle_since: int | None  # epoch ms: their place in the available line
 
 
-@dataclass(frozen=True)
-class OwnedCall:
-    """A call in play in Redis (not ended) and the engine it belongs to."""
-
-    call_id: str
-    state: str  # waiting | offered | bridged | escalating
-    owner: str
-    advocate: str | None  # offered to / bridged with
-    supervisors: tuple[str, ...] = ()  # ringing for it, when escalating
-
-
 class RestoreStore:
     def __init__(self, redis: Redis, queues: Sequence[QueueSpec], keys: Keys,
                  clock: Callable[[], float] = time.time) -> None:
@@ -127,31 +116,3 @@ class RestoreStore:
         with redis_errors():
             reply = await self._restore_call(keys=[k.call(call.call_id)], args=args)
         return list(reply[1:])
-
-    # -- calls an engine owns -------------------------------------------------
-
-    async def owned_calls(self, owner: str) -> list[OwnedCall]:
-        """The calls of engine `owner` in play in Redis, found through the
-        queues, the ringing set and the advocates (never a KEYS scan)."""
-        k = self._keys
-        with redis_errors():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for queue in self._queues:
-                    pipe.zrange(k.waiting(queue), 0, -1)
-                pipe.zrange(k.ringing(), 0, -1)
-                pipe.sort(k.advocates(), by="nosort", groups=True,
-                          get=["#", k.advocate_field_pattern("state"), k.advocate_field_pattern("call")])
-                *waiting, ringing, advocates = await pipe.execute()
-            holding: dict[str, list[str]] = {}
-            for advocate_id, state, call_id in advocates:
-                if state in ("ringing", "on_call") and call_id:
-                    holding.setdefault(call_id, []).append(advocate_id)
-            call_ids = sorted({c for ids in waiting for c in ids} | set(ringing) | set(holding))
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for call_id in call_ids:
-                    pipe.hmget(k.call(call_id), ["state", "owner", "advocate"])
-                records = await pipe.execute()
-        return [OwnedCall(call_id, state, call_owner, advocate,
-                          tuple(sorted(holding.get(call_id, ()))) if state == "escalating" else ())
-                for call_id, (state, call_owner, advocate) in zip(call_ids, records)
-                if call_owner == owner and state in ("waiting", "offered", "bridged", "escalating")]

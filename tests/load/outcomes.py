@@ -77,7 +77,7 @@ class Report:
     faults: list[dict[str, object]]  # injected: kind, at, how long it took
     machine: dict[str, object]  # cores, load averages at start and end
     duration_s: float
-    lost_callers: list[str] = field(default_factory=list)  # phones call ids, to look them up
+    lost_callers: list[dict[str, object]] = field(default_factory=list)  # what each lost caller went through
 
     @property
     def lost(self) -> int:
@@ -122,3 +122,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
     return {"median": at(0.5), "p95": at(0.95), "max": ordered[-1]}
+
+
+def timeline(record: CallerRecord) -> dict[str, object]:
+    """A caller's story for the report, in seconds after the call was placed (no number)."""
+    def since(t: float | None) -> float | None:
+        return None if t is None else round(t - record.placed_at, 2)
+    return {"call": record.phone_call, "menu": record.menu, "hotline_answered": since(record.hotline_answered_at),
+            "bridged": since(record.connected_at), "backup": since(record.backup_answered_at),
+            "hung_up": since(record.hung_up_at), "ended": since(record.ended_at), "cause": record.end_cause}

@@ -45,9 +45,10 @@ from ivr.sandbox.proxy import TcpProxy
 from ivr.settings import REPO, Settings, load_settings
 from ivr.tasks import TaskSet
 
+from .bridges import BridgeWatch
 from .engine_proc import EngineProcess
 from .faults import FaultInjector
-from .outcomes import OUTCOMES, CallerRecord, Report, outcome, percentiles
+from .outcomes import OUTCOMES, CallerRecord, Report, outcome, percentiles, timeline
 from .plan import FAULT_KINDS, Fault, LoadPlan, roster, roster_env
 
 log = logging.getLogger("load")
@@ -106,7 +107,10 @@ class LoadRun:
             await engine.start()
             await self._log_in_everyone(engine)
             t0 = time.time()
-            for name, loop in (("phones-events", self._follow_phones()), ("observer", self._observe()),
+            watch = BridgeWatch(self.http, self.settings.ari.url, self.settings.ari.username,
+                                self.settings.ari.password.get_secret_value(), self._bridged)
+            for name, loop in (("phones-events", self._follow_phones()), ("bridges", watch.run()),
+                               ("observer", self._observe()),
                                ("advocates", self._bring_back_advocates(engine)), ("scrape", self._scrape(engine)),
                                ("faults", faults.run(plan.faults, t0))):
                 self.tasks.spawn(loop, name=name)
@@ -130,7 +134,7 @@ class LoadRun:
             result = outcome(record, faults.asterisk_down)
             counts[result] += 1
             if result == "lost":
-                lost.append(record.phone_call)
+                lost.append(timeline(record))
         waits = [r.connected_at - r.placed_at for r in self.records.values() if r.connected_at is not None]
         return Report(plan=_plan_json(plan), outcomes=counts, placed=self.placed,
                       placement_failures=self.placement_failures, stranded=stranded, redis_orphans=orphans,
@@ -143,7 +147,7 @@ class LoadRun:
         plan = self.plan
         return {"HOTLINE_CONFIG": str(SANDBOX_CONFIG), "HOTLINE_ENGINE__INSTANCE_ID": plan.instance_id,
                 "HOTLINE_ENGINE__LOG_LEVEL": "INFO", "HOTLINE_REDIS__KEY_PREFIX": plan.prefix,
-                "HOTLINE_REDIS__SWEEP_S": "10", "HOTLINE_ROUTING__WRAP_UP_S": str(plan.wrap_up_s),
+"HOTLINE_ROUTING__WRAP_UP_S": str(plan.wrap_up_s),
                 "HOTLINE_ADVOCATES": roster_env(self.advocates), **plan.extra}
 
     async def _clear_prefix(self) -> None:
@@ -280,8 +284,15 @@ class LoadRun:
         elif kind == "answered" and event["call"] in self.backup_calls:
             self.backup_calls[event["call"]].backup_answered_at = now
 
+    def _bridged(self, digits: str, when: float) -> None:
+        record = self.by_digits.get(digits)
+        if record is not None and record.ended_at is None:
+            record.connected_at = record.connected_at or when
+            record.last_bridged_at = when
+
     async def _observe(self) -> None:
-        """Once a second: which callers are in a call bridge with an advocate (Asterisk's view)."""
+        """Once a second: who is still in a call bridge with someone (Asterisk's view). A caller
+        left alone there (the advocate hung up while no engine ran) hangs up after a while."""
         while True:
             await asyncio.sleep(1)
             now = time.time()
@@ -294,10 +305,7 @@ class LoadRun:
             for bridge in bridges:
                 if bridge.name.startswith("call-") and len(bridge.channels) >= 2:
                     for channel in bridge.channels:
-                        record = self.by_digits.get(number_of.get(channel, ""))
-                        if record is not None and record.ended_at is None:
-                            record.connected_at = record.connected_at or now
-                            record.last_bridged_at = now
+                        self._bridged(number_of.get(channel, ""), now)
             for record in list(self.records.values()):
                 if record.last_bridged_at is not None and record.ended_at is None and record.hung_up_at is None \
                         and now - record.last_bridged_at > ALONE_S:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from routing import AdvocateState, RoutingStore, StaleOffer, UnknownAdvocate, WaitingCall, hash_token
-from routing.restore import AdvocateMark, OwnedCall, RestoreStore
+from routing import AdvocateState, RoutingStore, UnknownAdvocate, WaitingCall, hash_token
+from routing.restore import AdvocateMark, RestoreStore
 from routing_support import QUEUES, TEST_KEYS, ManualClock, assert_routing_invariants
 
 S = AdvocateState
@@ -113,26 +113,3 @@ async def test_a_waiting_call_taken_out_by_a_restore_leaves_its_queue(restore, s
     await restore.restore_call(call("c1"), "offered", ["a1"], {}, TTL_S)
     assert await store.waiting("english") == []
     await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
-
-
-async def test_owned_calls_finds_an_engines_calls_in_play_wherever_they_are(restore, store):
-    for advocate_id in ("a1", "a2", "s1"):
-        await add(store, advocate_id)
-    await store.enqueue(call("waiting"), {}, TTL_S)
-    await store.enqueue(call("theirs", arrival_ms=2_000, owner="e2"), {}, TTL_S)
-    await store.set_state("a1", S.AVAILABLE)  # takes "waiting", the older
-    await store.enqueue(call("c3", arrival_ms=5_000), {}, TTL_S)
-    await store.set_state("a2", S.AVAILABLE)  # takes "theirs"
-    await store.offer_answered("theirs", "a2")
-    await restore.restore_call(call("crisis"), "escalating", ["s1"], {}, TTL_S)
-    await store.enqueue(call("ended"), {}, TTL_S)
-    await store.abandon("ended")
-    owned = {c.call_id: c for c in await restore.owned_calls("e1")}
-    assert owned == {
-        "waiting": OwnedCall("waiting", "offered", "e1", "a1"),
-        "c3": OwnedCall("c3", "waiting", "e1", None),
-        "crisis": OwnedCall("crisis", "escalating", "e1", None, ("s1",)),
-    }
-    assert [c.call_id for c in await restore.owned_calls("e2")] == ["theirs"]
-    with pytest.raises(StaleOffer):
-        await store.offer_answered("theirs", "a1")
