@@ -45,7 +45,7 @@ from routing.daily import DailyCounts
 from routing.errors import RoutingError
 from routing.keys import Keys
 from routing.policy import CallPlan, QueuePolicy, plan_call
-from routing.queues import QueueSpec
+from routing.queues import Offer, QueueSpec
 from routing.restore import RestoreStore
 from routing.store import RoutingStore
 
@@ -123,10 +123,21 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         config=config, rest=rest, store=store, restore=restore, dispatcher=eng.dispatcher, tasks=tasks,
         metrics=metrics, menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
 
+    adopted = asyncio.Event()  # the first reconciliation, with its adoption, is over
+
     async def on_ari_connected() -> None:
         await engine.on_connected()
+        adopted.set()
         # A call that failed to end itself in Redis while Asterisk was away is found by the sweep.
         recovery.sweep_soon()
+
+    async def deliver_offer(offer: Offer) -> None:
+        # An offer for a call this engine does not hold is released, which
+        # ends the call in Redis. Until the first adoption is over, such a
+        # call may be a dead predecessor's that this engine is about to
+        # adopt: its offers wait in the subscription meanwhile.
+        await adopted.wait()
+        await engine.on_offer(offer)
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
@@ -169,7 +180,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         port = runner.addresses[0][1]
         # Redis is on loopback: resubscribing every second at most costs little
         # and shortens the time offers wait for the sweep after a Redis restart.
-        offers = OffersListener(store, settings.engine.instance_id, engine.on_offer, Backoff(cap_s=1.0))
+        offers = OffersListener(store, settings.engine.instance_id, deliver_offer, Backoff(cap_s=1.0))
         tasks.spawn(offers.run(), name="offers")
         # Subscribed before any call can be queued: no offer is published unheard.
         await asyncio.wait_for(offers.subscribed.wait(), 10)
