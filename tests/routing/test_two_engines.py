@@ -162,7 +162,7 @@ async def test_two_engines_under_a_storm_of_events_never_double_offer_lose_or_du
     world = World(random.Random(11))
     # Pools like the engine's (ivr.app): a burst waits for a connection rather than failing.
     clients = [aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
-        redis_url, decode_responses=True, max_connections=64, timeout=5)) for _ in range(2)]
+        redis_url, decode_responses=True, max_connections=50, timeout=5)) for _ in range(2)]
     tasks = TaskSet("storm")
     engines = [Engine(f"engine-{n}", client, world, tasks) for n, client in enumerate(clients)]
     try:
