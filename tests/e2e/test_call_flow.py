@@ -60,7 +60,11 @@ async def test_english_caller_reaches_the_available_advocate_in_one_bridge(engin
     await bridge_with(ari, phones, hotline_call, ring["call"])
     # The advocate's display shows the hotline, never the caller.
     assert "5555550101" not in ring["caller_id_seen"]
-    record = await engine.store.get_call(hotline_call)
+    # The engine records the answer just after bridging: wait for it, not the bridge.
+    async def answer_recorded():
+        record = await engine.store.get_call(hotline_call)
+        return record if record and "answered_by" in record else None
+    record = await eventually(answer_recorded, 5, "the answer recorded in Redis")
     assert record["answered_by"] == "ana"
     assert record["language"] == "en" and record["call_type"] == "tip"
     assert (await phones.call(call["id"]))["state"] == "answered"

@@ -41,7 +41,7 @@ PINS = ("48151623420", "27182818284")
 SANDBOX_SECRETS = ("sandbox-ari-password", "sandbox-redis-password", "sandbox-hmac-key", *TOKENS.values())
 
 # Keys that are not about one call, and may therefore live without a TTL.
-PERMANENT = ("advocates", "adv:", "tokens", "ringing", "q:")
+PERMANENT = ("advocates", "adv:", "tokens", "ringing", "q:", "epoch")
 
 
 def _providers_with_long_pins() -> list[dict[str, Any]]:
