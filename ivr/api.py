@@ -31,6 +31,7 @@ from ivr.wrapup import DISPOSITIONS, record_wrap_up_end
 from metrics.hotline import HotlineMetrics
 from routing.advocates import Advocate, AdvocateState
 from routing.errors import InvalidTransition, RoutingError, UnknownAdvocate
+from routing.queues import Offer
 from routing.store import RoutingStore
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,12 @@ class MonitorControl(Protocol):
 class Api:
     def __init__(self, store: RoutingStore, auth: Authenticator, metrics: HotlineMetrics,
                  queues: Sequence[str], health: Callable[[], dict[str, bool]],
-                 interpreters: InterpreterControl | None = None, monitoring: MonitorControl | None = None) -> None:
+                 interpreters: InterpreterControl | None = None, monitoring: MonitorControl | None = None,
+                 take_offers: Callable[[list[Offer]], None] = lambda offers: None) -> None:
         self.interpreters = interpreters
+        # An advocate made available here may be offered a call of this
+        # engine's at once: handed over without waiting for pub/sub.
+        self.take_offers = take_offers
         self.monitoring = monitoring
         self.store = store
         self.auth = auth
@@ -244,13 +249,14 @@ class Api:
             if advocate.state is AdvocateState.WRAP_UP:
                 ended = await self.store.end_wrap_up(advocate_id, target, disposition=disposition)
                 if ended is not None:
+                    self.take_offers(list(ended.offers))
                     record_wrap_up_end(self.metrics, ended, disposition, int(time.time() * 1000))
             if ended is None:
                 if action == "end-wrap-up":
                     now = await self.store.get_advocate(advocate_id)
                     state = now.state if now is not None else advocate.state
                     raise json_error(web.HTTPConflict, f"advocate {advocate_id!r} is {state}, not in wrap-up")
-                await self.store.set_state(advocate_id, target)
+                self.take_offers(await self.store.set_state(advocate_id, target))
         except InvalidTransition as exc:
             raise json_error(web.HTTPConflict, f"advocate {advocate_id!r} cannot go from {exc.old} to {exc.new}") \
                 from None

@@ -121,7 +121,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
 
     engine = Engine(tasks, lambda eng: CallServices(
         config=config, rest=rest, store=store, restore=restore, dispatcher=eng.dispatcher, tasks=tasks,
-        metrics=metrics, menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit))
+        metrics=metrics, menu=menu, hasher=hasher, wrap_up=wrap_up, daily=daily, forget=eng.forget, audit=audit,
+        take_offers=eng.take_offers))
 
     adopted = asyncio.Event()  # the first reconciliation, with its adoption, is over
 
@@ -131,13 +132,13 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         # A call that failed to end itself in Redis while Asterisk was away is found by the sweep.
         recovery.sweep_soon()
 
-    async def deliver_offer(offer: Offer) -> None:
+    async def deliver_offer(offer: Offer, swept: bool) -> None:
         # An offer for a call this engine does not hold is released, which
         # ends the call in Redis. Until the first adoption is over, such a
         # call may be a dead predecessor's that this engine is about to
         # adopt: its offers wait in the subscription meanwhile.
         await adopted.wait()
-        await engine.on_offer(offer)
+        await engine.on_offer(offer, swept)
 
     stream = EventStream(session, f"{settings.ari.url}/ari", settings.ari.username,
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
@@ -161,7 +162,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     auth = Authenticator(roster, throttle, settings.api.trusted_proxies)
     api = Api(store, auth, metrics, [q.name for q in queues],
               health=lambda: {"ari": stream.connected, "redis": recovery.redis_up}, interpreters=desk,
-              monitoring=monitor_desk)
+              monitoring=monitor_desk, take_offers=engine.take_offers)
     wallboard = Wallboard(store, daily, auth, [policies[q.name] for q in queues], settings.wallboard.refresh_s)
     http = api.app()
     http.add_routes([*wallboard.routes(), *Pages().routes()])

@@ -22,6 +22,7 @@ maximum wait goes to the backup destination, told so.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -104,6 +105,9 @@ class CallActor:
         self._extra_legs: tuple[str, ...] = ()  # found in an adopted call's bridge (an interpreter)
         self.hold = HoldLine(channel_id, services.rest)
         self._legs = 0
+        # Offers acted on: each comes at least twice (the script's reply,
+        # pub/sub) and maybe again from the offers sweep.
+        self._offers_taken: set[Offer] = set()
         # Joined as soon as the advocate answers: the operator for "other
         # languages", Spanish after an overflow.
         self.interpreter_on_answer: InterpreterRequest | None = None
@@ -167,8 +171,8 @@ class CallActor:
             case TimerFired():
                 if self.timers.is_current(item):
                     await self._timer(item.name)
-            case OfferArrived(offer=offer):
-                await self._offer(offer)
+            case OfferArrived(offer=offer, swept=swept):
+                await self._offer(offer, swept)
             case StasisEnd(channel=channel) | ChannelDestroyed(channel=channel) | \
                     ChannelHangupRequest(channel=channel):
                 if channel.id == self.channel:
@@ -194,8 +198,9 @@ class CallActor:
         self.caller_ref = self.s.hasher(event.channel.caller.number)
         self.relay = self.s.config.is_relay(event.channel.caller.number, self.did)
         try:
-            await self.s.rest.answer(self.channel)
-            self.sip_call_id = await self._sip_call_id()
+            # Side by side: a caller on a line that skips the menu is queued
+            # straight after, so each round trip here delays their advocate's ring.
+            _, self.sip_call_id = await asyncio.gather(self.s.rest.answer(self.channel), self._sip_call_id())
         except AriNotFound:
             await self._caller_gone("hung up before answer")
             return
@@ -285,11 +290,13 @@ class CallActor:
     async def _adopt_offered(self, item: Adopt, record: dict[str, str], queue: str, arrival_ms: int) -> None:
         advocate = await self.s.store.get_advocate(record.get("advocate", ""))
         offer = Offer(call_id=self.key, advocate_id=record.get("advocate", ""),
-                      endpoint=advocate.endpoint if advocate else "", queue=queue, owner=self.s.config.owner)
+                      endpoint=advocate.endpoint if advocate else "", queue=queue, owner=self.s.config.owner,
+                      offered_ms=int(record.get("offered_ms") or 0))
         ringing = [leg for leg in item.legs if "-leg" in leg]
         self.state = Waiting(queue, arrival_ms)
         if not ringing:
-            await self._offer(offer)  # the dead engine never rang: ring now, once
+            # The dead engine never rang: ring now, once, if Redis still says so.
+            await self._offer(offer, swept=True)
             return
         leg = ringing[-1]
         self.state = Ringing(queue, arrival_ms, offer, leg)
@@ -402,32 +409,45 @@ class CallActor:
         queue = self._plan.entry_queue
         arrival_ms = int(time.time() * 1000)
         self.s.metrics.menu_outcomes.labels(language=outcome.language, call_type=outcome.call_type).inc()
-        try:
-            await self.s.rest.start_moh(self.channel)
-        except AriNotFound:
-            await self._caller_gone("hung up in the menu")
-            return
         self.state = Waiting(queue, arrival_ms)
         self._enqueued_at = time.monotonic()
         call = WaitingCall(call_id=self.key, queue=queue, priority=outcome.priority, arrival_ms=arrival_ms,
                            owner=self.s.config.owner)
-        try:
-            offers = await self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s)
-        except RoutingError as exc:
-            log.error("call %s: routing unavailable (%s); sending to the fallback", self.key, type(exc).__name__)
+        # Music and the place in line at once: with an advocate free, the
+        # matcher offers the call in the same reply, and their phone should
+        # not wait for the caller's music to start.
+        moh, enqueued = await asyncio.gather(
+            self.s.rest.start_moh(self.channel),
+            self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s),
+            return_exceptions=True)
+        if isinstance(enqueued, BaseException):
+            if not isinstance(enqueued, RoutingError):
+                raise enqueued
+            log.error("call %s: routing unavailable (%s); sending to the fallback", self.key,
+                      type(enqueued).__name__)
             await self._to_fallback("routing_unavailable")
             return
+        if isinstance(moh, BaseException):
+            if not isinstance(moh, AriNotFound):
+                raise moh
+            # Gone during the menu's last moment; the call is in Redis now and
+            # leaves it as any waiting caller who hangs up.
+            await self._caller_gone("hung up in the menu")
+            return
         self.s.metrics.calls_offered.labels(**self._labels()).inc()
-        await self._count_today("offered")
         if outcome.language == "other":
             self.interpreter_on_answer = InterpreterRequest(None, source="menu")
         self._arm_policy()
         self._arm_comfort()
-        if self.sip_call_id:
-            await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
         log.info("call %s waiting in %s (priority %d, %s, %s%s)%s", self.key, queue, outcome.priority,
                  outcome.language, outcome.call_type, ", relay" if self.relay else "",
-                 " - matched at once" if offers else "")
+                 " - matched at once" if enqueued else "")
+        for offer in enqueued:
+            if offer.call_id == self.key:
+                await self._offer(offer)  # rung before the bookkeeping below
+        await self._count_today("offered")
+        if self.sip_call_id:
+            await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
 
     async def _count_today(self, *counts: str) -> None:
         """Today's counts on the wallboard, shared by every engine: counted
@@ -480,15 +500,17 @@ class CallActor:
         if isinstance(self.state, Waiting):
             self._arm_policy()
 
-    async def _offer(self, offer: Offer) -> None:
-        if isinstance(self.state, (Ringing, Connected)) and self.state.offer == offer:
-            return  # the same offer again, from the sweep after a resubscription
+    async def _offer(self, offer: Offer, swept: bool = False) -> None:
+        if offer in self._offers_taken or \
+                isinstance(self.state, (Ringing, Connected)) and self.state.offer == offer:
+            return  # a copy of an offer acted on: pub/sub after the reply, or the sweep
+        self._offers_taken.add(offer)
         if not isinstance(self.state, Waiting):
             log.warning("call %s: offer of advocate %s in state %s; declining", self.key, offer.advocate_id,
                         type(self.state).__name__)
             await self._release(offer)
             return
-        if not await self._offer_current(offer):
+        if swept and not await self._offer_current(offer):
             log.info("call %s: offer of advocate %s settled already; ignored", self.key, offer.advocate_id)
             return
         self._legs += 1
@@ -512,9 +534,10 @@ class CallActor:
         log.info("call %s ringing advocate %s", self.key, offer.advocate_id)
 
     async def _offer_current(self, offer: Offer) -> bool:
-        # A published offer is always current here; one re-delivered by the
-        # offers sweep may not be: read before this call's ring failed, it
-        # names an advocate who may meanwhile be ringing for another call.
+        # An offer from a script's reply or from pub/sub is current when it
+        # first arrives (later copies are known by _offers_taken); one
+        # re-delivered by the offers sweep may not be: read before this call's
+        # ring failed, it names an advocate who may meanwhile be ringing for another call.
         try:
             return await self.s.store.offer_current(offer)
         except RoutingError:
@@ -617,7 +640,7 @@ class CallActor:
         self.s.dispatcher.unroute(ringing.leg)
         self.s.metrics.advocate_missed.labels(reason=reason).inc()
         try:
-            await self.s.store.offer_failed(self.key, ringing.offer.advocate_id)
+            self.s.take_offers(await self.s.store.offer_failed(self.key, ringing.offer.advocate_id))
         except StaleOffer:
             log.warning("call %s: offer to %s already settled", self.key, ringing.offer.advocate_id)
         except RoutingUnavailable:
@@ -897,7 +920,9 @@ class CallActor:
 
     async def _after_end(self, item: object) -> None:
         if isinstance(item, OfferArrived):
-            await self._release(item.offer)
+            if item.offer not in self._offers_taken:
+                self._offers_taken.add(item.offer)
+                await self._release(item.offer)
         elif isinstance(item, MonitorRequest):
             item.answer(MonitorAnswer.refused("the call has ended"))
         elif isinstance(item, StasisStart) and item.channel.id != self.channel:
@@ -905,7 +930,8 @@ class CallActor:
 
     async def _release(self, offer: Offer) -> None:
         try:
-            await self.s.store.offer_cancelled(self.key, offer.advocate_id)
+            # The advocate is free again and may be offered another call at once.
+            self.s.take_offers(await self.s.store.offer_cancelled(self.key, offer.advocate_id))
         except RoutingError:
             log.error("call %s: could not release advocate %s", self.key, offer.advocate_id)
 

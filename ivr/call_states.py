@@ -19,9 +19,14 @@ from routing.queues import Offer
 
 @dataclass(frozen=True)
 class OfferArrived:
-    """The matcher chose an advocate for this call (delivered over Redis pub/sub)."""
+    """The matcher chose an advocate for this call: in the reply of the
+    script that matched it, when this engine ran that script, and always over
+    Redis pub/sub; the actor acts on an offer once, whichever copy comes first."""
 
     offer: Offer
+    # Re-delivered by the offers sweep after a resubscription: read from
+    # Redis a moment ago, it may have been settled since.
+    swept: bool = False
 
 
 @dataclass(frozen=True)

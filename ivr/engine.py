@@ -23,7 +23,7 @@ from ivr.call_states import Adopt, ChannelGone, OfferArrived
 from ivr.dispatch import Dispatcher
 from ivr.services import CallServices
 from ivr.tasks import TaskSet
-from routing.errors import RoutingError
+from routing.errors import RoutingError, StaleOffer
 from routing.queues import Offer
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,26 @@ class Engine:
 
     # -- routing offers -------------------------------------------------------
 
-    async def on_offer(self, offer: Offer) -> None:
-        if self.dispatcher.post(offer.call_id, OfferArrived(offer)):
+    def take_offers(self, offers: list[Offer]) -> None:
+        """Offers in the reply of a script this engine ran: its own calls'
+        are posted at once, a Redis round trip before their pub/sub copy
+        (which the actor then ignores). Offers for calls it does not hold are
+        left to that copy: another engine's, or, before the first adoption,
+        a dead predecessor's about to be adopted."""
+        for offer in offers:
+            if offer.owner == self.services.config.owner:
+                self.dispatcher.post(offer.call_id, OfferArrived(offer))
+
+    async def on_offer(self, offer: Offer, swept: bool = False) -> None:
+        if self.dispatcher.post(offer.call_id, OfferArrived(offer, swept)):
             return
         # The call is no longer ours (it ended): give the advocate back.
         log.info("offer for ended call %s; releasing advocate %s", offer.call_id, offer.advocate_id)
         try:
             await self.services.store.offer_cancelled(offer.call_id, offer.advocate_id)
+        except StaleOffer:
+            # The late copy of an offer the call acted on before it ended.
+            log.debug("offer of advocate %s for call %s settled already", offer.advocate_id, offer.call_id)
         except RoutingError:
             log.error("could not release advocate %s", offer.advocate_id)
 

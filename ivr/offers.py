@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class OffersListener:
-    def __init__(self, store: RoutingStore, owner: str, deliver: Callable[[Offer], Awaitable[None]],
+    def __init__(self, store: RoutingStore, owner: str, deliver: Callable[[Offer, bool], Awaitable[None]],
                  backoff: Backoff | None = None) -> None:
         self._store = store
         self._owner = owner
@@ -40,7 +40,7 @@ class OffersListener:
                     self._backoff.reset()
                     await self._sweep()
                     async for offer in offers:
-                        await self._deliver(offer)
+                        await self._deliver(offer, False)
             except RoutingError as exc:
                 delay = self._backoff.next_delay()
                 # Said once per outage: Redis may stay away for a while.
@@ -54,4 +54,4 @@ class OffersListener:
         if missed:
             log.warning("re-delivering %d offers published while unsubscribed", len(missed))
         for offer in missed:
-            await self._deliver(offer)
+            await self._deliver(offer, True)

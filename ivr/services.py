@@ -18,6 +18,7 @@ from ivr.tasks import TaskSet
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
 from routing.policy import CallPlan
+from routing.queues import Offer
 from routing.restore import RestoreStore
 from routing.store import RoutingStore
 
@@ -72,3 +73,6 @@ class CallServices:
     daily: DailyCounter
     forget: Callable[[CallActor], None]
     audit: SupervisorAudit
+    # Offers in a script's reply, handed to this engine's calls at once
+    # (Engine.take_offers); their pub/sub copies follow and are ignored.
+    take_offers: Callable[[list[Offer]], None] = lambda offers: None

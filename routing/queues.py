@@ -75,6 +75,10 @@ class Offer:
     endpoint: str
     queue: str
     owner: str
+    # When the matcher made it (its score in the ringing set). Together with
+    # the call and the advocate it names one offer: the same advocate may be
+    # offered the same call again later, and that is a new offer, not a copy.
+    offered_ms: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -88,13 +92,14 @@ def offer_from_json(payload: str) -> Offer:
         endpoint=data["endpoint"],
         queue=data["queue"],
         owner=data["owner"],
+        offered_ms=int(data.get("offered_ms", 0)),
     )
 
 
 # Fields of the call hash that the routing scripts own; metadata written by
 # enqueue() or update_call() must not overwrite them.
 ROUTING_CALL_FIELDS = frozenset(
-    {"queue", "priority", "arrival_ms", "score", "owner", "ttl_s", "state", "advocate"}
+    {"queue", "priority", "arrival_ms", "score", "owner", "ttl_s", "state", "advocate", "offered_ms"}
 )
 
 

@@ -419,7 +419,8 @@ class RoutingStore:
         cutoff = self._now_ms() - int(older_than_s * 1000)
         k = self._keys
         with redis_errors():
-            call_ids = await self._redis.zrangebyscore(k.ringing(), "-inf", cutoff)
+            ringing = await self._redis.zrangebyscore(k.ringing(), "-inf", cutoff, withscores=True)
+            call_ids = [call_id for call_id, _ in ringing]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call_id in call_ids:
                     pipe.hmget(k.call(call_id), ["state", "advocate", "queue", "owner"])
@@ -429,9 +430,9 @@ class RoutingStore:
                     pipe.hget(k.advocate(advocate_id or ""), "endpoint")
                 endpoints = await pipe.execute()
         return [
-            Offer(call_id, advocate_id, endpoint or "", queue, owner)
-            for call_id, (state, advocate_id, queue, owner), endpoint
-            in zip(call_ids, calls, endpoints)
+            Offer(call_id, advocate_id, endpoint or "", queue, owner, int(offered_ms))
+            for (call_id, offered_ms), (state, advocate_id, queue, owner), endpoint
+            in zip(ringing, calls, endpoints)
             if state == "offered"
         ]
 

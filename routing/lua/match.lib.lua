@@ -49,12 +49,13 @@ local function make_offer(p, call_id, adv_id, q, now_ms)
   make_unavailable(p, adv_id, split_csv(adv[1]))
   redis.call('HSET', akey, 'state', 'ringing', 'state_since', now_ms, 'call', call_id)
   redis.call('ZREM', waiting_key(p, q), call_id)
-  redis.call('HSET', ckey, 'state', 'offered', 'advocate', adv_id)
+  redis.call('HSET', ckey, 'state', 'offered', 'advocate', adv_id, 'offered_ms', now_ms)
   touch_call(ckey)
   redis.call('ZADD', ringing_key(p), now_ms, call_id)
   local owner = redis.call('HGET', ckey, 'owner')
   local payload = cjson.encode({
     call_id = call_id, advocate_id = adv_id, endpoint = adv[2], queue = q, owner = owner,
+    offered_ms = now_ms,  -- the ARGV string: cjson would round a number to 14 digits
   })
   redis.call('PUBLISH', offers_channel(p, owner), payload)
   return payload

@@ -203,7 +203,7 @@ async def test_returning_available_supervisor_is_matched_at_once_to_a_waiting_ca
     assert await enqueue(store, clock, "waiting") == []  # s1 is claimed meanwhile
 
     offers = await store.escalation_settled(call_id, "s-win" if answered else None, rung)
-    assert offers == [Offer("waiting", "s1", "PJSIP/s1@phones", "english", "e1")]
+    assert offers == [Offer("waiting", "s1", "PJSIP/s1@phones", "english", "e1", int(clock.now * 1000))]
     assert (await store.get_advocate("s1")).call_id == "waiting"
 
 

@@ -176,7 +176,7 @@ async def test_waiting_call_is_offered_to_longest_idle_advocate(store, clock):
     clock.advance_ms(10)
     await add_advocate(store, "a2", available=True)
     offers = await store.enqueue(call("c1"), {"language": "en"}, TTL_S)
-    assert offers == [Offer("c1", "a1", "PJSIP/a1@phones", "english", "e1")]
+    assert offers == [Offer("c1", "a1", "PJSIP/a1@phones", "english", "e1", int(clock.now * 1000))]
     adv = await store.get_advocate("a1")
     assert (adv.state, adv.call_id, adv.state_since) == (S.RINGING, "c1", int(clock.now * 1000))
     stored = await store.get_call("c1")
@@ -347,7 +347,7 @@ async def test_update_of_an_unknown_call_creates_nothing(store, redis_client):
         await store.update_call("gone", {"state": "ended"})
 
 
-async def test_offer_is_published_to_the_owner_channel(store):
+async def test_offer_is_published_to_the_owner_channel(store, clock):
     await add_advocate(store, "a1", available=True)
     await add_advocate(store, "a2", available=True)
     async with store.subscribe_offers("e1") as offers:
@@ -358,7 +358,7 @@ async def test_offer_is_published_to_the_owner_channel(store):
         await store.offer_failed("c1", "a1")  # c1 back ahead of c3, nobody free
         await store.set_state("a1", S.AVAILABLE)
         second = await asyncio.wait_for(anext(offers), 2)
-    assert first == Offer("c1", "a1", "PJSIP/a1@phones", "english", "e1")
+    assert first == Offer("c1", "a1", "PJSIP/a1@phones", "english", "e1", int(clock.now * 1000))
     # c2's offer went to e2's channel only: the next e1 message is c1 again.
     assert (second.call_id, second.advocate_id, second.owner) == ("c1", "a1", "e1")
 

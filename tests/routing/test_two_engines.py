@@ -76,6 +76,7 @@ class Engine:
         self.calls: dict[str, str] = {}  # waiting | ringing | connected | ended
         self.advocate: dict[str, str] = {}  # call -> advocate ringing or connected
         self._locks: dict[str, asyncio.Lock] = {}
+        self.taken: set[Offer] = set()  # as each call actor keeps its own
         self.listener = OffersListener(self.store, name, self.on_offer)
 
     def spawn(self, coro, name: str) -> None:
@@ -89,27 +90,36 @@ class Engine:
         self.world.owner_of[call_id] = self.name
         self.calls[call_id] = "waiting"
         async with self.lock(call_id):
-            await self.store.enqueue(WaitingCall(call_id, rng.choice(["english", "spanish", "relay"]),
-                                                 rng.choice([0, 5, 9]), rng.randint(1, 10**9), self.name), {}, 600)
+            self.take_offers(await self.store.enqueue(
+                WaitingCall(call_id, rng.choice(["english", "spanish", "relay"]), rng.choice([0, 5, 9]),
+                            rng.randint(1, 10**9), self.name), {}, 600))
         if rng.random() < 0.2:
             self.spawn(self.hang_up_later(call_id), f"hangup-{call_id}")
 
-    async def on_offer(self, offer: Offer) -> None:
-        # As the dispatcher does: hand the offer to the call, never block the listener.
-        self.spawn(self.offered(offer), f"offer-{offer.call_id}")
+    def take_offers(self, offers: list[Offer]) -> None:
+        # As ivr.engine.Engine.take_offers: this engine's offers from a
+        # script's reply, before their pub/sub copies.
+        for offer in offers:
+            if offer.owner == self.name:
+                self.spawn(self.offered(offer), f"offer-{offer.call_id}")
 
-    async def offered(self, offer: Offer) -> None:
+    async def on_offer(self, offer: Offer, swept: bool = False) -> None:
+        # As the dispatcher does: hand the offer to the call, never block the listener.
+        self.spawn(self.offered(offer, swept), f"offer-{offer.call_id}")
+
+    async def offered(self, offer: Offer, swept: bool = False) -> None:
         call_id, advocate_id = offer.call_id, offer.advocate_id
         async with self.lock(call_id):
             state = self.calls.get(call_id)
-            if state in ("ringing", "connected") and self.advocate[call_id] == advocate_id:
-                return  # the same offer again, from a sweep
-            if not await self.store.offer_current(offer):
+            if offer in self.taken:
+                return  # a copy: pub/sub after the reply, or a sweep
+            self.taken.add(offer)
+            if swept and not await self.store.offer_current(offer):
                 return  # re-delivered by a sweep, settled since
             self.world.take(self.name, offer)
             if state != "waiting":  # the caller left first
                 self.world.release(advocate_id, call_id)
-                await self.store.offer_cancelled(call_id, advocate_id)
+                self.take_offers(await self.store.offer_cancelled(call_id, advocate_id))
                 return
             self.calls[call_id], self.advocate[call_id] = "ringing", advocate_id
         await asyncio.sleep(self.world.rng.random() * 0.01)  # the advocate's phone rings
@@ -124,12 +134,12 @@ class Engine:
             elif fate < 0.85:  # no answer: the advocate goes away, the call is first in line again
                 self.calls[call_id] = "waiting"
                 self.world.release(advocate_id, call_id)
-                await self.store.offer_failed(call_id, advocate_id)
+                self.take_offers(await self.store.offer_failed(call_id, advocate_id))
                 self.spawn(back_later(self.world, advocate_id, self.store), f"back-{advocate_id}")
             else:  # the caller hangs up while it rings: the advocate is available at once
                 self.calls[call_id] = "ended"
                 self.world.release(advocate_id, call_id)
-                await self.store.offer_cancelled(call_id, advocate_id)
+                self.take_offers(await self.store.offer_cancelled(call_id, advocate_id))
 
     async def talk(self, call_id: str, advocate_id: str) -> None:
         await asyncio.sleep(self.world.rng.random() * 0.02)
