@@ -38,7 +38,6 @@ import os
 import random
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +55,9 @@ PREFIX = "hlbench-matcher:"
 SKILLS_PER_ADVOCATE = 3
 OWNER = "bench-matcher"
 DRIVER_SOURCE = Path(__file__).with_name("matcher_driver.c")
-# Per user: a binary another user left in /tmp is not run.
-DRIVER_BUILD_DIR = Path(tempfile.gettempdir()) / f"hotline-bench-{os.getuid()}"
+DRIVER_PACKAGES = "gcc libc6-dev libhiredis-dev"  # Debian's, as the Makefile installs them
+# In the checkout (build/ is git-ignored): each worktree runs the driver built from its own source.
+DRIVER_BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "bench"
 CLIENTS = {"c": "C driver (hiredis)", "python": "redis-py asyncio"}
 
 
@@ -190,16 +190,17 @@ def build_driver(build_dir: Path = DRIVER_BUILD_DIR) -> Path:
         return binary
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        raise RuntimeError("no C compiler for tests/bench/matcher_driver.c: apt-get install gcc libhiredis-dev")
-    build_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        raise RuntimeError(f"no C compiler for {DRIVER_SOURCE.name}: apt-get install {DRIVER_PACKAGES} "
+                           "(make installs them)")
+    build_dir.mkdir(parents=True, exist_ok=True)
     # Compiled aside and renamed: a concurrent run never executes half a binary.
     partial = build_dir / f"matcher_driver.{os.getpid()}.partial"
     built = subprocess.run([compiler, "-std=c11", "-O2", "-Wall", "-Wextra", "-o", str(partial),
                             str(DRIVER_SOURCE), "-lhiredis", "-lpthread"], capture_output=True, text=True)
     if built.returncode != 0:
         partial.unlink(missing_ok=True)
-        raise RuntimeError(f"cannot compile {DRIVER_SOURCE.name} (needs gcc and libhiredis-dev: "
-                           f"apt-get install gcc libhiredis-dev):\n{built.stderr}")
+        raise RuntimeError(f"cannot compile {DRIVER_SOURCE.name}: apt-get install {DRIVER_PACKAGES} "
+                           f"(make installs them)\n{built.stderr}")
     partial.replace(binary)
     return binary
 

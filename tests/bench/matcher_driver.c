@@ -129,11 +129,15 @@ static int is_ok(const redisReply *reply)
            reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "ok") == 0;
 }
 
-static redisReply *command(struct worker *w, int argc, const char **argv)
+/* `script`, `advocate`: what the error message names. */
+static redisReply *command(struct worker *w, int argc, const char **argv, const char *script,
+                           const char *advocate)
 {
     redisReply *reply = redisCommandArgv(w->redis, argc, argv, NULL);
     if (reply == NULL)
-        die("%s: %s", argv[0], w->redis->errstr);
+        die("%s for advocate %s: %s", script, advocate, w->redis->errstr);
+    if (reply->type == REDIS_REPLY_ERROR)
+        die("%s for advocate %s: %s", script, advocate, reply->str);
     return reply;
 }
 
@@ -173,7 +177,7 @@ static void decide(struct worker *w, const char *advocate)
     const char *set_state[] = {"EVALSHA", c->set_state_sha, "1", advocate_key,
                                c->prefix, advocate, "available", c->allowed, now};
     uint64_t started = monotonic_ns();
-    redisReply *offers = command(w, 9, set_state);
+    redisReply *offers = command(w, 9, set_state, "set_state", advocate);
     uint64_t took = monotonic_ns() - started;
     if (!is_ok(offers) || offers->elements != 2) {
         describe(offers, text, sizeof text);
@@ -187,7 +191,7 @@ static void decide(struct worker *w, const char *advocate)
     epoch_ms(now, sizeof now);
     const char *offer_failed[] = {"EVALSHA", c->offer_failed_sha, "3", advocate_key, call_key,
                                   c->ringing_key, c->prefix, call_id, advocate, now};
-    redisReply *restored = command(w, 10, offer_failed);
+    redisReply *restored = command(w, 10, offer_failed, "offer_failed", advocate);
     /* Nobody else is ever available, so the call going back must not be offered. */
     if (!is_ok(restored) || restored->elements != 1) {
         describe(restored, text, sizeof text);
