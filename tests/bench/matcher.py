@@ -211,7 +211,8 @@ def _drive_c(server: Server, admin: redis.Redis, ids: list[str], connections: in
     driver = build_driver()
     keys = Keys(PREFIX)
     # SCRIPT LOAD of the very text RoutingStore sends, so the SHAs are the engine's.
-    set_state, offer_failed = (admin.script_load(script_source(name)) for name in ("set_state", "offer_failed"))
+    set_state, offer_failed = (admin.script_load(script_source(name))
+                               for name in ("set_state", "offer_failed"))
     env = dict(os.environ)
     env.pop("REDISCLI_AUTH", None)
     if server.password:
@@ -274,9 +275,9 @@ def main() -> None:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="c",
                         help="c: matcher_driver.c (the matcher's own rate); python: RoutingStore on "
                              "redis-py (what an engine process drives)")
-    parser.add_argument("--processes", type=int, default=1, help="client processes (the C driver: one, with processes x concurrency threads)")
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="connections (python client: tasks per process)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="client processes (the C driver runs processes x concurrency threads in one)")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections per client process")
     args = parser.parse_args()
     server = sandbox_server()
     asyncio.run(populate(server, advocates=args.advocates, calls=args.calls, queues=args.queues))
@@ -286,7 +287,8 @@ def main() -> None:
     ms = Summary.of(x * 1000 for x in result.latencies_s)
     print(f"matcher, {args.advocates} advocates, {args.calls} calls waiting in {args.queues} queues, "
           f"{args.processes}x{args.concurrency} clients, {CLIENTS[result.client]}: "
-          f"{result.per_s:,.0f} decisions/s, median {ms.median:.2f} ms, p99 {ms.p99:.2f} ms, worst {ms.worst:.2f} ms")
+          f"{result.per_s:,.0f} decisions/s, "
+          f"median {ms.median:.2f} ms, p99 {ms.p99:.2f} ms, worst {ms.worst:.2f} ms")
     print(f"inside Redis: {result.redis_us_per_script:.1f} us per script call")
     print(f"redis-benchmark, EVALSHA of 'return 1', {args.processes * args.concurrency} clients: "
           f"{limit.per_s:,.0f}/s, p99 {limit.p99_ms:.2f} ms")

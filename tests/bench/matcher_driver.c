@@ -179,7 +179,7 @@ static void decide(struct worker *w, const char *advocate)
     uint64_t started = monotonic_ns();
     redisReply *offers = command(w, 9, set_state, "set_state", advocate);
     uint64_t took = monotonic_ns() - started;
-    if (!is_ok(offers) || offers->elements != 2) {
+    if (!is_ok(offers) || offers->elements != 2 || offers->element[1]->type != REDIS_REPLY_STRING) {
         describe(offers, text, sizeof text);
         die("advocate %s became available and got %s, not one offer", advocate, text);
     }
