@@ -9,7 +9,11 @@ PY := $(VENV)/bin/python
 HOTLINE := $(VENV)/bin/hotline
 # prometheus: for promtool, which checks deploy/prometheus; no Prometheus runs in the tests.
 # chromium, chromium-driver: the wallboard and console tests drive a real headless browser.
-APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl prometheus chromium chromium-driver
+# gcc, libc6-dev (only recommended by gcc), libhiredis-dev: the matcher bench's load generator,
+# tests/bench/matcher_driver.c, which make bench runs and make test builds and checks (a change
+# to the routing scripts' arguments must fail the tests, not the day someone measures).
+APT_PACKAGES := debootstrap redis-server redis-tools espeak-ng sox python3-venv curl prometheus chromium chromium-driver \
+	gcc libc6-dev libhiredis-dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 

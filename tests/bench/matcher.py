@@ -17,6 +17,14 @@ the client sees it.
 The limit is ``redis-benchmark``'s rate for a trivial script (``EVALSHA`` of
 ``return 1``) on the same server with as many connections, from C: what
 Redis itself allows whatever the script does.
+
+The decisions come from ``matcher_driver.c`` (``--client c``, the default):
+hiredis from C, one thread per connection, as cheap a client as
+redis-benchmark, so the rate is the matcher's. It is compiled on first use
+(gcc and Debian's libhiredis-dev, which ``make bench`` installs).
+``--client python`` drives the same decisions through ``RoutingStore`` with
+redis-py asyncio instead: what one engine process can drive (about a tenth
+of Redis's trivial-script rate here, whatever the scripts do).
 """
 
 from __future__ import annotations
@@ -26,22 +34,31 @@ import asyncio
 import csv
 import io
 import multiprocessing
+import os
 import random
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
 
 from routing import AdvocateState, Keys, QueueSpec, RoutingStore, WaitingCall
+from routing.advocates import allowed_sources
+from routing.scripts import script_source
 
 from .stats import Summary
 
 PREFIX = "hlbench-matcher:"
 SKILLS_PER_ADVOCATE = 3
 OWNER = "bench-matcher"
+DRIVER_SOURCE = Path(__file__).with_name("matcher_driver.c")
+DRIVER_PACKAGES = "gcc libc6-dev libhiredis-dev"  # Debian's, as the Makefile installs them
+# In the checkout (build/ is git-ignored): each worktree runs the driver built from its own source.
+DRIVER_BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "bench"
+CLIENTS = {"c": "C driver (hiredis)", "python": "redis-py asyncio"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class MatcherResult:
     seconds: float
     latencies_s: list[float]  # each decision's round trip, sorted
     redis_us_per_script: float  # Redis's own time per script call (INFO commandstats)
+    client: str  # a key of CLIENTS: which client drove the decisions
 
     @property
     def per_s(self) -> float:
@@ -150,25 +168,87 @@ def _drive_process(args: tuple[Server, list[str], int, int, float]) -> list[floa
     return asyncio.run(_drive(*args))
 
 
-def measure(server: Server, *, advocates: int, queues: int, seconds: float, processes: int,
-            concurrency: int) -> MatcherResult:
-    """Drive decisions from `processes` client processes of `concurrency` tasks each."""
-    ids = _advocate_ids(advocates)
+def _drive_python(server: Server, ids: list[str], queues: int, seconds: float, processes: int,
+                  concurrency: int) -> tuple[list[float], float]:
+    """Decisions from `processes` redis-py processes of `concurrency` tasks each."""
     jobs = [(server, ids[p::processes], queues, concurrency, seconds) for p in range(processes)]
+    started = time.perf_counter()
+    if processes == 1:
+        parts = [_drive_process(jobs[0])]
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            parts = pool.map(_drive_process, jobs)
+    elapsed = time.perf_counter() - started
+    # Process start-up is not decision time: the rate is over the driving window.
+    return [x for part in parts for x in part], min(elapsed, seconds)
+
+
+def build_driver(build_dir: Path = DRIVER_BUILD_DIR) -> Path:
+    """matcher_driver.c compiled into `build_dir`, again only when the source is newer."""
+    binary = build_dir / "matcher_driver"
+    if binary.exists() and binary.stat().st_mtime >= DRIVER_SOURCE.stat().st_mtime:
+        return binary
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError(f"no C compiler for {DRIVER_SOURCE.name}: apt-get install {DRIVER_PACKAGES} "
+                           "(make installs them)")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # Compiled aside and renamed: a concurrent run never executes half a binary.
+    partial = build_dir / f"matcher_driver.{os.getpid()}.partial"
+    built = subprocess.run([compiler, "-std=c11", "-O2", "-Wall", "-Wextra", "-o", str(partial),
+                            str(DRIVER_SOURCE), "-lhiredis", "-lpthread"], capture_output=True, text=True)
+    if built.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"cannot compile {DRIVER_SOURCE.name}: apt-get install {DRIVER_PACKAGES} "
+                           f"(make installs them)\n{built.stderr}")
+    partial.replace(binary)
+    return binary
+
+
+def _drive_c(server: Server, admin: redis.Redis, ids: list[str], connections: int,
+             seconds: float) -> tuple[list[float], float]:
+    """Decisions from matcher_driver.c, `connections` connections; its own driving window."""
+    driver = build_driver()
+    keys = Keys(PREFIX)
+    # SCRIPT LOAD of the very text RoutingStore sends, so the SHAs are the engine's.
+    set_state, offer_failed = (admin.script_load(script_source(name))
+                               for name in ("set_state", "offer_failed"))
+    env = dict(os.environ)
+    env.pop("REDISCLI_AUTH", None)
+    if server.password:
+        env["REDISCLI_AUTH"] = server.password  # not on the command line, where ps shows it
+    run = subprocess.run(
+        [str(driver), "--host", server.host, "--port", str(server.port), "--seconds", str(seconds),
+         "--connections", str(connections), "--set-state", set_state, "--offer-failed", offer_failed,
+         "--prefix", keys.prefix, "--advocate-key", keys.advocate(""), "--call-key", keys.call(""),
+         "--ringing-key", keys.ringing(),
+         "--allowed", ",".join(sorted(allowed_sources(AdvocateState.AVAILABLE))), *ids],
+        env=env, capture_output=True, text=True, timeout=seconds + 60)
+    if run.returncode != 0:
+        raise RuntimeError(f"matcher driver failed (exit {run.returncode}): {run.stderr.strip()}")
+    header, *samples = run.stdout.splitlines()
+    _, decisions, _, elapsed = header.split()
+    if int(decisions) != len(samples):
+        raise RuntimeError(f"matcher driver reported {decisions} decisions and {len(samples)} latencies")
+    return [int(ns) / 1e9 for ns in samples], float(elapsed)
+
+
+def measure(server: Server, *, advocates: int, queues: int, seconds: float, processes: int,
+            concurrency: int, client: str = "c") -> MatcherResult:
+    """Drive decisions for `seconds` from `processes` x `concurrency` connections: the C
+    driver's threads, or `processes` redis-py processes of `concurrency` tasks each."""
+    if client not in CLIENTS:
+        raise ValueError(f"client is one of {sorted(CLIENTS)}, not {client!r}")
+    ids = _advocate_ids(advocates)
     with redis.Redis(host=server.host, port=server.port, password=server.password) as admin:
         admin.config_resetstat()  # the sandbox's Redis: its command statistics start again
-        started = time.perf_counter()
-        if processes == 1:
-            parts = [_drive_process(jobs[0])]
+        if client == "c":
+            latencies, elapsed = _drive_c(server, admin, ids, processes * concurrency, seconds)
         else:
-            with multiprocessing.get_context("spawn").Pool(processes) as pool:
-                parts = pool.map(_drive_process, jobs)
-        elapsed = time.perf_counter() - started
+            latencies, elapsed = _drive_python(server, ids, queues, seconds, processes, concurrency)
         evalsha = admin.info("commandstats").get("cmdstat_evalsha", {})
-    latencies = sorted(x for part in parts for x in part)
-    # Process start-up is not decision time: the rate is over the driving window.
-    return MatcherResult(len(latencies), min(elapsed, seconds), latencies,
-                         float(evalsha.get("usec_per_call", "nan")))
+    return MatcherResult(len(latencies), elapsed, sorted(latencies),
+                         float(evalsha.get("usec_per_call", "nan")), client)
 
 
 def trivial_script_limit(server: Server, connections: int, requests: int = 200_000) -> TrivialResult:
@@ -192,17 +272,22 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--queues", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="c",
+                        help="c: matcher_driver.c (the matcher's own rate); python: RoutingStore on "
+                             "redis-py (what an engine process drives)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="client processes (the C driver runs processes x concurrency threads in one)")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections per client process")
     args = parser.parse_args()
     server = sandbox_server()
     asyncio.run(populate(server, advocates=args.advocates, calls=args.calls, queues=args.queues))
     result = measure(server, advocates=args.advocates, queues=args.queues, seconds=args.seconds,
-                     processes=args.processes, concurrency=args.concurrency)
+                     processes=args.processes, concurrency=args.concurrency, client=args.client)
     limit = trivial_script_limit(server, args.processes * args.concurrency)
     ms = Summary.of(x * 1000 for x in result.latencies_s)
     print(f"matcher, {args.advocates} advocates, {args.calls} calls waiting in {args.queues} queues, "
-          f"{args.processes}x{args.concurrency} clients: {result.per_s:,.0f} decisions/s, "
+          f"{args.processes}x{args.concurrency} clients, {CLIENTS[result.client]}: "
+          f"{result.per_s:,.0f} decisions/s, "
           f"median {ms.median:.2f} ms, p99 {ms.p99:.2f} ms, worst {ms.worst:.2f} ms")
     print(f"inside Redis: {result.redis_us_per_script:.1f} us per script call")
     print(f"redis-benchmark, EVALSHA of 'return 1', {args.processes * args.concurrency} clients: "

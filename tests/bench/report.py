@@ -8,7 +8,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .matcher import MatcherResult, TrivialResult
+from .matcher import CLIENTS, MatcherResult, TrivialResult
 from .procstat import Memory
 from .scenarios import Arrivals, CpuUse
 from .stats import Summary
@@ -113,7 +113,8 @@ def table(results: Results) -> str:
         mt, tr = results.matcher, results.trivial
         d = _ms(mt.latencies_s)
         share = mt.per_s / tr.per_s
-        lines.append(f"4. Redis matcher alone ({results.matcher_clients} clients, {mt.decisions:,} decisions)")
+        lines.append(f"4. Redis matcher alone ({results.matcher_clients} clients, {CLIENTS[mt.client]}, "
+                     f"{mt.decisions:,} decisions)")
         lines.append(f"     decisions/s {mt.per_s:>12,.0f}   target >= {TARGET_DECISIONS_PER_S:,}: "
                      f"{_verdict(mt.per_s >= TARGET_DECISIONS_PER_S)}")
         lines.append(f"     decision p99 {d.p99:>10.2f} ms (median {d.median:.2f})   target < "

@@ -14,14 +14,16 @@ from tests.bench import matcher, versus_app_queue
 from tests.bench.report import SIDES
 
 
-def test_matcher_bench_makes_decisions_and_keeps_the_queues_full(redis_url):
+@pytest.mark.parametrize("client", sorted(matcher.CLIENTS))
+def test_matcher_bench_makes_decisions_and_keeps_the_queues_full(redis_url, client):
     url = urlparse(redis_url)
     server = matcher.Server(url.hostname, url.port, None)
     asyncio.run(matcher.populate(server, advocates=50, calls=200, queues=20))
 
-    result = matcher.measure(server, advocates=50, queues=20, seconds=1, processes=1, concurrency=4)
+    result = matcher.measure(server, advocates=50, queues=20, seconds=1, processes=1, concurrency=4,
+                             client=client)
 
-    assert result.decisions > 0 and len(result.latencies_s) == result.decisions
+    assert result.client == client and result.decisions > 0 and len(result.latencies_s) == result.decisions
     waiting = redis.Redis.from_url(redis_url).zcard  # every offer failed back: all 200 still wait
     assert sum(waiting(f"{matcher.PREFIX}q:q{i:02d}:waiting") for i in range(20)) == 200
     asyncio.run(matcher.cleanup(server))

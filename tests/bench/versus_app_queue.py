@@ -13,8 +13,8 @@ phones (PJSIP/1001@carrier ...) on the sandbox's simulated PSTN:
    each call's advocate rings (the bench line skips the menu on both sides);
 3. calls answered and talked: CPU seconds per answered call of the engine
    plus Asterisk (app_queue: Asterisk), from /proc, and the engine's memory;
-4. the Redis matcher alone (tests/bench/matcher.py) against redis-benchmark's
-   rate for a trivial script.
+4. the Redis matcher alone (tests/bench/matcher.py, driven from C by
+   matcher_driver.c) against redis-benchmark's rate for a trivial script.
 
 It prints one table, writes the plot to tests/bench/versus_app_queue.png
 (with the bench extra's matplotlib), and stops by itself. Loopback only.
@@ -112,7 +112,7 @@ def run_matcher(args: argparse.Namespace, results: Results) -> None:
                                  queues=args.matcher_queues))
     results.matcher = matcher.measure(server, advocates=args.matcher_advocates, queues=args.matcher_queues,
                                       seconds=args.matcher_seconds, processes=args.matcher_processes,
-                                      concurrency=args.matcher_concurrency)
+                                      concurrency=args.matcher_concurrency, client=args.matcher_client)
     results.matcher_clients = args.matcher_processes * args.matcher_concurrency
     results.redis_us_per_script = results.matcher.redis_us_per_script
     # About as long as the matcher ran, at the tens of thousands a second Redis answers.
@@ -132,6 +132,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--matcher-calls", type=int, default=10000)
     p.add_argument("--matcher-queues", type=int, default=20)
     p.add_argument("--matcher-seconds", type=float, default=5.0)
+    p.add_argument("--matcher-client", choices=sorted(matcher.CLIENTS), default="c",
+                   help="scenario 4: c, tests/bench/matcher_driver.c (the matcher's own rate), or python, "
+                        "RoutingStore on redis-py (what one engine process drives)")
     p.add_argument("--matcher-processes", type=int, default=1)
     p.add_argument("--matcher-concurrency", type=int, default=8)
     p.add_argument("--scenarios", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4])
