@@ -110,3 +110,45 @@ local function match(p, queues, now_ms)
   end
   return offers
 end
+
+-- One advocate has just become available in `queues` (set_state,
+-- end_wrap_up, offer_cancelled): the same decision as make_available then
+-- match, for a fraction of the redis.calls. Every script matches the queues
+-- its event touched, so between scripts no queue holds both a waiting call
+-- and any available entry (assert_routing_invariants in the tests checks
+-- it). In a queue with a waiting call adv_id is therefore the only
+-- candidate: they take the best head call of `queues` (lowest score; ties:
+-- the queue listed first, as in match), nobody else can, and they never
+-- need to enter the available sets and leave them again. Without a waiting
+-- call they join every line at idle_since. Either way the advocate's hash
+-- gets its state, state_since and adv_fields (pairs) in one HSET.
+-- Returns the JSON offer, or nil.
+local function offer_to_freed(p, adv_id, queues, idle_since, endpoint, now_ms, adv_fields)
+  local heads, scores = {}, {}
+  for i, q in ipairs(queues) do
+    local head = redis.call('ZRANGE', waiting_key(p, q), '0', '0', 'WITHSCORES')
+    heads[i], scores[i] = head[1], tonumber(head[2])
+  end
+  while true do
+    local best
+    for i = 1, #queues do
+      if heads[i] and (best == nil or scores[i] < scores[best]) then best = i end
+    end
+    if best == nil then break end
+    local q, call_id = queues[best], heads[best]
+    local call = redis.call('HMGET', call_key(p, call_id), unpack(CALL_FIELDS))
+    if call[1] == 'waiting' then
+      return offer(p, q, call_id, call, adv_id, endpoint, now_ms, adv_fields)
+    end
+    -- A head no longer waiting (its hash expired): healed as match heals
+    -- it, and that queue's next head is considered.
+    redis.call('ZREM', waiting_key(p, q), call_id)
+    local head = redis.call('ZRANGE', waiting_key(p, q), '0', '0', 'WITHSCORES')
+    heads[best], scores[best] = head[1], tonumber(head[2])
+  end
+  local akey = advocate_key(p, adv_id)
+  redis.call('HSET', akey, 'state', 'available', 'state_since', now_ms, unpack(adv_fields))
+  redis.call('HDEL', akey, 'call')
+  make_available(p, adv_id, queues, idle_since)
+  return nil
+end
