@@ -5,8 +5,9 @@
 -- KEYS[1] call hash
 -- ARGV[1] key prefix  ARGV[2] new owner
 -- Reply: the call's state, or false if the call is unknown (expired, or still in the menu)
-local state = redis.call('HGET', KEYS[1], 'state')
+local call = redis.call('HMGET', KEYS[1], 'state', 'ttl_s')
+local state = call[1]
 if not state then return false end
 redis.call('HSET', KEYS[1], 'owner', ARGV[2])
-touch_call(KEYS[1])
+touch_call(KEYS[1], call[2])
 return state

@@ -11,7 +11,7 @@
 -- Reply: {'ok', call id, wrap-up since ms, call's call_type, offer json...}
 --      | {'unknown_advocate'} | {'not_in_wrap_up', current state} | {'other_call', call id}
 local p, id, new, disposition, expected, now_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local adv = redis.call('HMGET', KEYS[1], 'state', 'queues', 'call', 'state_since')
+local adv = redis.call('HMGET', KEYS[1], 'state', 'queues', 'call', 'state_since', 'endpoint')
 if not adv[1] then return {'unknown_advocate'} end
 if adv[1] ~= 'wrap_up' then return {'not_in_wrap_up', adv[1]} end
 local call_id = adv[3] or ''
@@ -21,20 +21,20 @@ if expected ~= '' and expected ~= call_id then return {'other_call', call_id} en
 local call_type = ''
 if call_id ~= '' then
   local ckey = call_key(p, call_id)
-  -- An expired call hash is not recreated (it would have no TTL).
-  if redis.call('EXISTS', ckey) == 1 then
-    call_type = redis.call('HGET', ckey, 'call_type') or ''
+  -- An expired call hash is not recreated (it would have no TTL); a call
+  -- hash always has a state, so one HMGET tells both.
+  local call = redis.call('HMGET', ckey, 'state', 'call_type')
+  if call[1] then
+    call_type = call[2] or ''
     if disposition ~= '' then redis.call('HSET', ckey, 'disposition', disposition) end
   end
 end
 
-redis.call('HSET', KEYS[1], 'state', new, 'state_since', now_ms)
-redis.call('HDEL', KEYS[1], 'call')
 local reply = {'ok', call_id, adv[4] or '0', call_type}
-if new == 'available' then
-  local queues = split_csv(adv[2])
-  redis.call('HSET', KEYS[1], 'idle_since', now_ms)
-  make_available(p, id, queues, now_ms)
-  for _, offer in ipairs(match(p, queues, now_ms)) do reply[#reply + 1] = offer end
+if new ~= 'available' then
+  redis.call('HSET', KEYS[1], 'state', new, 'state_since', now_ms)
+  redis.call('HDEL', KEYS[1], 'call')
+  return reply
 end
+reply[#reply + 1] = offer_to_freed(p, id, split_csv(adv[2]), now_ms, adv[5], now_ms, {'idle_since', now_ms})
 return reply

@@ -9,6 +9,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate_call'} end
 for i = 10, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'queue', queue, 'priority', ARGV[5], 'arrival_ms', ARGV[6],
   'score', ARGV[7], 'owner', ARGV[8], 'ttl_s', ARGV[9], 'state', 'waiting')
-touch_call(KEYS[1])
+touch_call(KEYS[1], ARGV[9])
 redis.call('ZADD', KEYS[2], ARGV[7], call_id)
 return reply_ok(match(p, {queue}, now_ms))

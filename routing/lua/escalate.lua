@@ -9,11 +9,11 @@
 -- ARGV[1] key prefix  ARGV[2] now ms  ARGV[3] call id
 -- Reply: {'ok', supervisor id, endpoint, id, endpoint...} (ids in order) | {'not_waiting'}
 local p, now_ms, call_id = ARGV[1], ARGV[2], ARGV[3]
-local call = redis.call('HMGET', KEYS[1], 'state', 'queue')
+local call = redis.call('HMGET', KEYS[1], 'state', 'queue', 'ttl_s')
 if call[1] ~= 'waiting' then return {'not_waiting'} end
 redis.call('ZREM', waiting_key(p, call[2]), call_id)
 redis.call('HSET', KEYS[1], 'state', 'escalating')
-touch_call(KEYS[1])
+touch_call(KEYS[1], call[3])
 
 local ids = redis.call('SMEMBERS', advocates_key(p))
 table.sort(ids)

@@ -7,7 +7,8 @@
 -- ARGV[5..] the supervisors rung
 -- Reply: {'ok', offer json...} | {'stale'} (the answer came too late: nothing changed)
 local p, now_ms, call_id, winner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local state = redis.call('HGET', KEYS[1], 'state')
+local call = redis.call('HMGET', KEYS[1], 'state', 'ttl_s')
+local state = call[1]
 if winner ~= '' then
   local akey = advocate_key(p, winner)
   local adv = redis.call('HMGET', akey, 'state', 'call')
@@ -18,7 +19,7 @@ if winner ~= '' then
 elseif state == 'escalating' then
   redis.call('HSET', KEYS[1], 'state', 'ended')
 end
-touch_call(KEYS[1])
+touch_call(KEYS[1], call[2])
 
 local freed = {}
 for i = 5, #ARGV do

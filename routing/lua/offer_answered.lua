@@ -8,14 +8,14 @@
 local RECENT_ANSWERS, RECENT_ANSWERS_TTL_S = 20, 3600  -- see Keys.answered
 local p, call_id, adv_id, now_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local adv = redis.call('HMGET', KEYS[1], 'state', 'call')
-local call = redis.call('HMGET', KEYS[2], 'state', 'advocate')
+local call = redis.call('HMGET', KEYS[2], 'state', 'advocate', 'ttl_s', 'queue')
 if adv[2] ~= call_id or call[2] ~= adv_id then return {'stale'} end
 if adv[1] == 'on_call' and call[1] == 'bridged' then return {'ok'} end
 if adv[1] ~= 'ringing' or call[1] ~= 'offered' then return {'stale'} end
 redis.call('HSET', KEYS[1], 'state', 'on_call', 'state_since', now_ms)
 redis.call('HSET', KEYS[2], 'state', 'bridged')
-touch_call(KEYS[2])
-local answered = answered_key(p, redis.call('HGET', KEYS[2], 'queue'))
+touch_call(KEYS[2], call[3])
+local answered = answered_key(p, call[4])
 redis.call('LPUSH', answered, now_ms)
 redis.call('LTRIM', answered, 0, RECENT_ANSWERS - 1)
 redis.call('EXPIRE', answered, RECENT_ANSWERS_TTL_S)

@@ -5,16 +5,12 @@
 -- ARGV[1] key prefix      ARGV[2] call id     ARGV[3] advocate id   ARGV[4] now ms
 -- Reply: {'ok', offer json...} | {'stale'}
 local p, call_id, adv_id, now_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local adv = redis.call('HMGET', KEYS[1], 'state', 'call', 'queues', 'idle_since')
-local call = redis.call('HMGET', KEYS[2], 'state', 'advocate')
+local adv = redis.call('HMGET', KEYS[1], 'state', 'call', 'queues', 'idle_since', 'endpoint')
+local call = redis.call('HMGET', KEYS[2], 'state', 'advocate', 'ttl_s')
 if adv[1] ~= 'ringing' or adv[2] ~= call_id or call[1] ~= 'offered' or call[2] ~= adv_id then
   return {'stale'}
 end
-local queues = split_csv(adv[3])
-redis.call('HSET', KEYS[1], 'state', 'available', 'state_since', now_ms)
-redis.call('HDEL', KEYS[1], 'call')
 redis.call('HSET', KEYS[2], 'state', 'ended')
-touch_call(KEYS[2])
+touch_call(KEYS[2], call[3])
 redis.call('ZREM', KEYS[3], call_id)
-make_available(p, adv_id, queues, adv[4] or now_ms)
-return reply_ok(match(p, queues, now_ms))
+return reply_ok({offer_to_freed(p, adv_id, split_csv(adv[3]), adv[4] or now_ms, adv[5], now_ms, {})})

@@ -29,7 +29,7 @@ if state == 'offered' then
 else
   redis.call('ZREM', ringing_key(p), call_id)
 end
-touch_call(KEYS[1])
+touch_call(KEYS[1], ARGV[10])
 
 local wanted = state == 'bridged' and 'on_call' or 'ringing'
 local left_alone = {'ok'}

@@ -204,6 +204,33 @@ async def test_advocate_serving_two_queues_gets_the_best_head_call(store):
     assert pairs(offers) == [("es-calm", "a2")]
 
 
+async def test_expired_head_call_is_dropped_and_the_next_head_competes_with_other_queues(
+        store, redis_client):
+    await store.enqueue(call("en-gone", "english", arrival_ms=100), {}, TTL_S)
+    await store.enqueue(call("en-next", "english", arrival_ms=1_500), {}, TTL_S)
+    await store.enqueue(call("es", "spanish", arrival_ms=2_000), {}, TTL_S)
+    await redis_client.delete(TEST_KEYS.call("en-gone"))  # as if its TTL ran out
+    assert pairs(await add_advocate(store, "a1", ("en", "es"), available=True)) == [("en-next", "a1")]
+    assert (await store.waiting("english"), await store.waiting("spanish")) == ([], ["es"])
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"en-next", "es"})
+
+
+async def test_cancelled_offer_gives_the_two_queue_advocate_the_configured_queue_first(
+        store, clock, redis_client):
+    await add_advocate(store, "a1", ("en", "es"), available=True)
+    idle_since = (await store.get_advocate("a1")).idle_since
+    await store.enqueue(call("c1", "english", arrival_ms=500), {}, TTL_S)
+    # Equal scores in both of a1's queues: english is configured first.
+    await store.enqueue(call("es", "spanish", arrival_ms=1_000), {}, TTL_S)
+    await store.enqueue(call("en", "english", arrival_ms=1_000), {}, TTL_S)
+    clock.advance_ms(10)
+    assert pairs(await store.offer_cancelled("c1", "a1")) == [("en", "a1")]
+    adv = await store.get_advocate("a1")
+    assert (adv.state, adv.call_id, adv.idle_since) == (S.RINGING, "en", idle_since)
+    assert await store.waiting("spanish") == ["es"]
+    await assert_routing_invariants(redis_client, TEST_KEYS, {"c1", "es", "en"})
+
+
 async def test_one_advocate_becoming_available_takes_one_call_and_the_rest_wait(store, clock):
     for i in range(3):
         await store.enqueue(call(f"c{i}", arrival_ms=1_000 + i), {}, TTL_S)
