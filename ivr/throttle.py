@@ -36,7 +36,8 @@ class BadTokenThrottle:
         failures = self._failures.get(client)
         if failures is None or len(failures) < self.max_failures:
             return None
-        wait = failures[0] + self._window_s - self._clock()
+        # Never beyond the window: float sums can make (t + 60) - t come to 60.0000000000001.
+        wait = min(self._window_s, failures[0] + self._window_s - self._clock())
         return wait if wait > 0 else None
 
     def failed(self, client: str) -> bool:
