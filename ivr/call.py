@@ -98,6 +98,8 @@ class CallActor:
         self.timers = Timers(channel_id, lambda item: services.dispatcher.post(channel_id, item), services.tasks)
         self.caller_ref = ""  # HMAC of the number, never the number
         self.sip_call_id = ""
+        self._sip_call_id_indexed = False
+        self._recorded_sip_call_id = False  # in the record written when the call joined the line
         self.relay = False  # TRS/711, known from the number or line, chosen, or a silent caller
         self.plan: CallPlan | None = None  # fixed when the call joins the line
         self._steps_done = 0  # of plan.steps
@@ -197,20 +199,52 @@ class CallActor:
         self.s.metrics.calls_received.inc()
         self.caller_ref = self.s.hasher(event.channel.caller.number)
         self.relay = self.s.config.is_relay(event.channel.caller.number, self.did)
-        try:
-            # Side by side: a caller on a line that skips the menu is queued
-            # straight after, so each round trip here delays their advocate's ring.
-            _, self.sip_call_id = await asyncio.gather(self.s.rest.answer(self.channel), self._sip_call_id())
-        except AriNotFound:
-            await self._caller_gone("hung up before answer")
-            return
         entry = "relay" if self.relay and "relay" in self.s.menu.entries else self.s.config.entry_for_did(self.did)
         session = MenuSession(self.s.menu, entry=entry, relay=self.relay,
                               relay_timeout_factor=self.s.config.relay_menu_factor)
         self.state = InMenu(session)
-        log.info("call %s answered on the %s line%s", self.key, self.s.config.line_kind(self.did),
+        actions = session.start()
+        log.info("call %s on the %s line%s", self.key, self.s.config.line_kind(self.did),
                  " (relay)" if self.relay else "")
-        await self._menu(session.start())
+        if any(isinstance(a, Finish) for a in actions) and not any(isinstance(a, Play) for a in actions):
+            # A line that skips the menu: the caller joins the line while
+            # Asterisk answers, so a free advocate's phone rings a round trip
+            # sooner. (The music may start a moment before the answer: early media.)
+            picked_up, menu = await asyncio.gather(self._pick_up(), self._menu(actions), return_exceptions=True)
+            for outcome in (picked_up, menu):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if not picked_up:
+                await self._caller_gone("hung up before answer")
+            else:
+                await self._index_sip_call_id()
+            return
+        if not await self._pick_up():
+            await self._caller_gone("hung up before answer")
+            return
+        await self._menu(actions)
+
+    async def _pick_up(self) -> bool:
+        """Answer the caller, reading the SIP Call-ID meanwhile; False if they are gone."""
+        try:
+            _, self.sip_call_id = await asyncio.gather(self.s.rest.answer(self.channel), self._sip_call_id())
+        except AriNotFound:
+            return False
+        return True
+
+    async def _index_sip_call_id(self) -> None:
+        """Make the call findable by its SIP Call-ID once it is in Redis and the Call-ID is known."""
+        if self._sip_call_id_indexed or not self.sip_call_id or self.outcome is None \
+                or isinstance(self.state, Ended):
+            return
+        self._sip_call_id_indexed = True
+        try:
+            await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
+            if not self._recorded_sip_call_id:
+                # Read while the call joined the line (a line without a menu).
+                await self.s.store.update_call(self.key, {"sip_call_id": self.sip_call_id})
+        except RoutingError:
+            log.error("call %s: its SIP Call-ID could not be indexed (Redis unavailable)", self.key)
 
     # -- adoption -------------------------------------------------------------
 
@@ -416,6 +450,7 @@ class CallActor:
         # Music and the place in line at once: with an advocate free, the
         # matcher offers the call in the same reply, and their phone should
         # not wait for the caller's music to start.
+        self._recorded_sip_call_id = bool(self.sip_call_id)
         moh, enqueued = await asyncio.gather(
             self.s.rest.start_moh(self.channel),
             self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s),
@@ -446,8 +481,7 @@ class CallActor:
             if offer.call_id == self.key:
                 await self._offer(offer)  # rung before the bookkeeping below
         await self._count_today("offered")
-        if self.sip_call_id:
-            await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
+        await self._index_sip_call_id()
 
     async def _count_today(self, *counts: str) -> None:
         """Today's counts on the wallboard, shared by every engine: counted

@@ -1,0 +1,48 @@
+"""A line whose menu entry finishes at once (lines.entries): the caller joins
+the line while Asterisk answers them, over real SIP through the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.settings import Settings
+from ivr.sandbox.phones_client import PhonesClient
+
+from .conftest import PHONES, EngineApi, eventually, settings_with
+
+DIRECT_LINE = "18883737997"
+CALLER = "+15555550177"
+DIRECT_ENTRY = '\n[entries.direct]\nlanguage = "en"\ncall_type = "crisis"\nfinish = true\n'
+
+
+@pytest.fixture
+def engine_settings(tmp_path_factory) -> Settings:
+    base = settings_with()
+    menu = tmp_path_factory.mktemp("menu") / "menu.toml"
+    menu.write_text(base.menu.path.read_text() + DIRECT_ENTRY)
+    return settings_with(lines={"entries": {DIRECT_LINE: "direct"}}, menu={"path": str(menu)})
+
+
+def rang(number: str):
+    return lambda e: e["direction"] == "in" and e["number"] == number and e["kind"] == "ringing"
+
+
+async def test_caller_on_a_line_without_menu_is_answered_routed_and_findable(engine, api: EngineApi,
+                                                                           phones: PhonesClient):
+    await api.act("ana", "login")
+    placed = await phones.place_call(CALLER, DIRECT_LINE)
+    await phones.wait_for(rang(PHONES["ana"]), 10, what="ana's phone ringing")
+    await phones.wait_for(lambda e: e["call"] == placed["id"] and e["kind"] == "answered", 5,
+                          what="the caller answered by the hotline")
+
+    # Joined the line while Asterisk answered: the SIP Call-ID read meanwhile
+    # still reaches both its index and the call's record.
+    sip_call_id = (await phones.call(placed["id"]))["sip_call_id"]
+    call_id = await eventually(lambda: engine.store.call_for_sip_id(sip_call_id), 5, "the Call-ID indexed")
+    record = await eventually(lambda: _with_call_id(engine, call_id), 5, "the Call-ID in the call's record")
+    assert (record["call_type"], record["state"]) == ("crisis", "offered")
+
+
+async def _with_call_id(engine, call_id: str):
+    record = await engine.store.get_call(call_id)
+    return record if record and record.get("sip_call_id") else None
