@@ -19,6 +19,7 @@ from aiohttp import web
 from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, Adoption
 from ivr.api import Api, Authenticator, RosterEntry
 from ivr.ari.rest import AriRest
+from ivr.ari.socket_requests import SocketRequests
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
 from ivr.offers import OffersListener
@@ -96,8 +97,10 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                             retention_s=monitoring.audit_retention_days * 86400)
     restore = RestoreStore(redis_client, queues=queues, keys=keys)
     session = aiohttp.ClientSession()
+    socket_requests = SocketRequests() if settings.ari.requests_over_websocket else None
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
-                   settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s)
+                   settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s,
+                   socket=socket_requests)
     wrap_up = WrapUpTimers(store, tasks, settings.routing.wrap_up_s, metrics)
     hasher = CallerHasher(settings.privacy.hmac_key.get_secret_value().encode())
     routing = settings.routing
@@ -144,7 +147,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
                          on_connected=on_ari_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
-                         backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
+                         backoff=Backoff(cap_s=settings.ari.reconnect_max_s), requests=socket_requests)
     recovery = RoutingRecovery(
         RecoveryConfig(owner=settings.engine.instance_id, probe_s=settings.redis.probe_s,
                        outage_hold_s=settings.redis.outage_hold_s),

@@ -17,6 +17,7 @@ import aiohttp
 
 from ivr.ari.errors import AriError, AriUnavailable, error_for_status
 from ivr.ari.models import Bridge, Channel, Playback, parse_model
+from ivr.ari.socket_requests import NotConnected, SocketRequests, SocketResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,11 @@ def _seg(resource_id: str) -> str:
 
 class AriRest:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, username: str, password: str,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, socket: SocketRequests | None = None) -> None:
         self._session = session
+        # The events WebSocket, when it is up: requests go there, else over HTTP.
+        self._socket = socket
+        self._timeout_s = timeout_s
         self._base_url = base_url.rstrip("/")
         self._username = username
         self._headers = {"Authorization": aiohttp.encode_basic_auth(username, password)}
@@ -49,6 +53,14 @@ class AriRest:
         """
         query = {key: str(value) for key, value in (params or {}).items() if value is not None}
         where = f"{method} {path}"
+        if self._socket is not None:
+            try:
+                response = await self._socket.request(method, path, query, json,
+                                                      self._timeout_s if timeout_s is None else timeout_s, where)
+            except NotConnected:
+                pass  # not sent: over HTTP below
+            else:
+                return _socket_body(response, where)
         try:
             async with self._session.request(method, self._base_url + path, params=query, json=json,
                                              headers=self._headers,
@@ -213,6 +225,21 @@ def _as_list(body: Any) -> list[Any]:
 def _as_dict(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise AriError("unexpected response from ARI: expected an object")
+    return body
+
+
+def _socket_body(response: SocketResponse, where: str) -> Any:
+    """A RESTResponse as _request returns an HTTP response: its JSON body, or an error."""
+    try:
+        body = response.json()
+    except ValueError:
+        if response.status < 400:
+            raise AriError(f"{where}: response is not JSON") from None
+        body = None
+    if response.status >= 400:
+        message = body.get("message") if isinstance(body, dict) else None
+        detail = message[:200] if isinstance(message, str) else response.reason
+        raise error_for_status(response.status, f"{where}: {response.status} {detail}")
     return body
 
 

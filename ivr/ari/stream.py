@@ -22,6 +22,7 @@ from yarl import URL
 
 from ivr.ari.errors import MalformedEvent
 from ivr.ari.events import Event, parse_event
+from ivr.ari.socket_requests import SocketRequests
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class EventStream:
                  healthy_after_s: float = 10.0,
                  heartbeat_s: float = 10.0,
                  connect_timeout_s: float = 5.0,
+                 requests: SocketRequests | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._session = session
         self._url = events_url(base_url, app)
@@ -93,6 +95,8 @@ class EventStream:
         self._connect_timeout_s = connect_timeout_s
         self._sleep = sleep
         self._connected = False
+        # REST requests over this socket (ivr.ari.socket_requests), once reconciled.
+        self._requests = requests
 
     @property
     def connected(self) -> bool:
@@ -123,6 +127,9 @@ class EventStream:
                 log.info("ARI events: connected to %s", self._url.with_query(None))
                 self._set_connected(True)
                 if await self._reconcile():
+                    # Only now: the pump reads the responses. Reconciliation's own requests went over HTTP.
+                    if self._requests is not None:
+                        self._requests.attach(ws)
                     await self._pump(ws)
                     log.warning("ARI events: connection closed (close code %s)", ws.close_code)
         except aiohttp.WSServerHandshakeError as exc:
@@ -131,6 +138,8 @@ class EventStream:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             log.warning("ARI events: connection failed: %s", type(exc).__name__)
         finally:
+            if self._requests is not None:
+                self._requests.detach()
             self._set_connected(False)
         return 0.0 if connected_at is None else time.monotonic() - connected_at
 
@@ -161,6 +170,9 @@ class EventStream:
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             log.warning("ARI events: skipping a message that is not JSON (%d chars)", len(text))
             self._skipped("not_json")
+            return
+        if self._requests is not None and isinstance(raw, dict) and raw.get("type") == "RESTResponse":
+            self._requests.resolve(raw)
             return
         try:
             event = parse_event(raw)

@@ -1,0 +1,118 @@
+"""REST requests over the events WebSocket (ivr.ari.socket_requests), against a fake socket.
+
+The real round trip through Asterisk is exercised by every e2e test: the
+engine sends its requests this way whenever its events socket is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ivr.ari.errors import AriNotFound, AriUnavailable
+from ivr.ari.rest import AriRest
+from ivr.ari.socket_requests import NotConnected, SocketRequests
+
+
+class FakeSocket:
+    """Answers each RESTRequest with `reply(request)` as Asterisk would, on the next loop turn."""
+
+    def __init__(self, requests: SocketRequests, reply=None) -> None:
+        self.requests = requests
+        self.sent: list[dict] = []
+        self.closed = False
+        self.reply = reply
+
+    async def send_str(self, data: str) -> None:
+        if self.closed:
+            raise ConnectionResetError("closing")
+        message = json.loads(data)
+        self.sent.append(message)
+        if self.reply is not None:
+            response = {"type": "RESTResponse", "request_id": message["request_id"], **self.reply(message)}
+            asyncio.get_running_loop().call_soon(self.requests.resolve, response)
+
+
+class NoHttp:
+    """A session that must not be used: every request goes over the socket."""
+
+    def request(self, *args, **kwargs):
+        raise AssertionError("sent over HTTP")
+
+
+def rest_over(requests: SocketRequests) -> AriRest:
+    return AriRest(NoHttp(), "http://127.0.0.1:8088/ari", "u", "p", timeout_s=0.2, socket=requests)
+
+
+async def test_a_request_and_its_json_answer_travel_on_the_socket():
+    requests = SocketRequests()
+    socket = FakeSocket(requests, lambda m: {"status_code": 200, "reason_phrase": "OK",
+                                             "message_body": json.dumps({"value": "abc-123"})})
+    requests.attach(socket)
+    assert await rest_over(requests).get_var("chan.1", "CHANNEL(pjsip,call-id)") == "abc-123"
+    [sent] = socket.sent
+    assert (sent["type"], sent["method"]) == ("RESTRequest", "GET")
+    # Relative to /ari, ids quoted as one path segment, the query URL-encoded.
+    assert sent["uri"] == "channels/chan.1/variable?variable=CHANNEL%28pjsip%2Ccall-id%29"
+
+
+async def test_a_json_body_is_sent_as_a_string_with_its_content_type():
+    requests = SocketRequests()
+    channel = {"id": "leg1", "name": "PJSIP/1001-0001", "state": "Down", "caller": {"name": "", "number": ""},
+               "dialplan": {"context": "x", "exten": "s", "priority": 1}, "creationtime": "2026-11-29T12:00:00.000+0000"}
+    socket = FakeSocket(requests, lambda m: {"status_code": 200, "message_body": json.dumps(channel)})
+    requests.attach(socket)
+    await rest_over(requests).originate("PJSIP/1001@carrier", app="hotline", channel_id="leg1",
+                                        variables={"A": "1"})
+    [sent] = socket.sent
+    assert sent["content_type"] == "application/json"
+    assert json.loads(sent["message_body"]) == {"variables": {"A": "1"}}
+
+
+async def test_an_error_status_is_the_same_error_as_over_http():
+    requests = SocketRequests()
+    requests.attach(FakeSocket(requests, lambda m: {"status_code": 404, "reason_phrase": "Not Found",
+                                                    "message_body": json.dumps({"message": "Channel not found"})}))
+    with pytest.raises(AriNotFound, match=r"POST /channels/gone/answer: 404 Channel not found"):
+        await rest_over(requests).answer("gone")
+
+
+async def test_a_204_has_no_body():
+    requests = SocketRequests()
+    requests.attach(FakeSocket(requests, lambda m: {"status_code": 204, "reason_phrase": "No Content"}))
+    assert await rest_over(requests).answer("c1") is None
+
+
+async def test_without_a_socket_the_request_is_not_sent_and_http_may_take_it():
+    requests = SocketRequests()
+    with pytest.raises(NotConnected):
+        await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
+    closing = FakeSocket(requests)
+    closing.closed = True
+    requests.attach(closing)
+    with pytest.raises(NotConnected):
+        await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
+
+
+async def test_a_socket_that_closes_with_requests_in_flight_fails_them_unavailable():
+    requests = SocketRequests()
+    requests.attach(FakeSocket(requests))  # never answers
+    pending = asyncio.ensure_future(rest_over(requests).answer("c1"))
+    await asyncio.sleep(0)
+    requests.detach()
+    with pytest.raises(AriUnavailable, match="closed with the request in flight"):
+        await pending
+    with pytest.raises(NotConnected):  # and the next one is not sent there
+        await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
+
+
+async def test_no_answer_in_time_is_unavailable_and_a_late_answer_is_dropped():
+    requests = SocketRequests()
+    socket = FakeSocket(requests)
+    requests.attach(socket)
+    with pytest.raises(AriUnavailable, match="no response over the ARI WebSocket within 0.2 s"):
+        await rest_over(requests).answer("c1")
+    requests.resolve({"type": "RESTResponse", "request_id": socket.sent[0]["request_id"], "status_code": 204})
+    requests.resolve({"type": "RESTResponse", "request_id": "never-sent", "status_code": 204})
