@@ -215,12 +215,12 @@ class AppQueueSide:
         members = "".join(f"member => {a.endpoint},0,{a.id},{_phone_state(a)}\n" for a in self.advocates)
         etc = self.settings.sandbox.root / ETC_IN_ROOT.lstrip("/")
         (etc / MEMBERS_FILE).write_text(members)
-        # An Asterisk started before queues.conf existed has app_queue declined: load it.
-        if "Not Running" in self.cli("module show like app_queue.so"):
-            self.cli("module unload app_queue.so")
-            self.cli("module load app_queue.so")
-        else:
-            self.cli("module reload app_queue.so")
+        # Loaded afresh, never reloaded: a reload keeps each member's last call,
+        # and a bench run started within the wrap-up time (queues.conf) of the
+        # previous run's answered calls would find every member still in wrap-up.
+        # (An Asterisk started before queues.conf existed has app_queue declined.)
+        self.cli("module unload app_queue.so")
+        self.cli("module load app_queue.so")
         self.cli("dialplan reload")
         shown = self.cli(f"queue show {QUEUE}")
         if "'leastrecent'" not in shown or self.advocates[-1].id not in shown:
