@@ -448,27 +448,21 @@ class CallActor:
         call = WaitingCall(call_id=self.key, queue=queue, priority=outcome.priority, arrival_ms=arrival_ms,
                            owner=self.s.config.owner)
         # Music and the place in line at once: with an advocate free, the
-        # matcher offers the call in the same reply, and their phone should
-        # not wait for the caller's music to start.
+        # matcher offers the call in the enqueue's reply, and their phone
+        # rings without waiting for Asterisk to confirm the music (which may
+        # queue behind other requests on the ARI socket).
         self._recorded_sip_call_id = bool(self.sip_call_id)
-        moh, enqueued = await asyncio.gather(
-            self.s.rest.start_moh(self.channel),
-            self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s),
-            return_exceptions=True)
-        if isinstance(enqueued, BaseException):
-            if not isinstance(enqueued, RoutingError):
-                raise enqueued
-            log.error("call %s: routing unavailable (%s); sending to the fallback", self.key,
-                      type(enqueued).__name__)
+        music = asyncio.ensure_future(self.s.rest.start_moh(self.channel))
+        try:
+            enqueued = await self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s)
+        except RoutingError as exc:
+            await asyncio.gather(music, return_exceptions=True)
+            log.error("call %s: routing unavailable (%s); sending to the fallback", self.key, type(exc).__name__)
             await self._to_fallback("routing_unavailable")
             return
-        if isinstance(moh, BaseException):
-            if not isinstance(moh, AriNotFound):
-                raise moh
-            # Gone during the menu's last moment; the call is in Redis now and
-            # leaves it as any waiting caller who hangs up.
-            await self._caller_gone("hung up in the menu")
-            return
+        except BaseException:
+            music.cancel()
+            raise
         self.s.metrics.calls_offered.labels(**self._labels()).inc()
         if outcome.language == "other":
             self.interpreter_on_answer = InterpreterRequest(None, source="menu")
@@ -477,9 +471,19 @@ class CallActor:
         log.info("call %s waiting in %s (priority %d, %s, %s%s)%s", self.key, queue, outcome.priority,
                  outcome.language, outcome.call_type, ", relay" if self.relay else "",
                  " - matched at once" if enqueued else "")
-        for offer in enqueued:
-            if offer.call_id == self.key:
-                await self._offer(offer)  # rung before the bookkeeping below
+        try:
+            for offer in enqueued:
+                if offer.call_id == self.key:
+                    await self._offer(offer)  # rung before the music is confirmed and the bookkeeping below
+        finally:
+            moh = await asyncio.gather(music, return_exceptions=True)
+        if isinstance(moh[0], AriNotFound):
+            # Gone during the menu's last moment; the call is in Redis now and
+            # leaves it as any caller who hangs up while waiting or ringing.
+            await self._caller_gone("hung up in the menu")
+            return
+        if isinstance(moh[0], BaseException):
+            raise moh[0]
         await self._count_today("offered")
         await self._index_sip_call_id()
 
