@@ -45,7 +45,8 @@ class AriRest:
         return f"AriRest({self._base_url!r}, user={self._username!r})"
 
     async def _request(self, method: str, path: str, params: Params | None = None,
-                       json: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> Any:
+                       json: Mapping[str, Any] | None = None, timeout_s: float | None = None,
+                       over_socket: bool = True) -> Any:
         """Send one request; the decoded JSON body, or None for 204.
 
         Error messages name the method and path but not the query string:
@@ -53,7 +54,7 @@ class AriRest:
         """
         query = {key: str(value) for key, value in (params or {}).items() if value is not None}
         where = f"{method} {path}"
-        if self._socket is not None:
+        if self._socket is not None and over_socket:
             try:
                 response = await self._socket.request(method, path, query, json,
                                                       self._timeout_s if timeout_s is None else timeout_s, where)
@@ -154,7 +155,11 @@ class AriRest:
             "endpoint": endpoint, "app": app, "appArgs": app_args or None, "channelId": channel_id,
             "otherChannelId": other_channel_id, "callerId": caller_id, "timeout": timeout_s,
         }
-        body = await self._request("POST", "/channels", params, json={"variables": dict(variables or {})})
+        # Over HTTP even while the events socket carries requests: Asterisk
+        # runs a socket's requests one after another, and an advocate's ring
+        # must not wait behind other calls' answers and music.
+        body = await self._request("POST", "/channels", params, json={"variables": dict(variables or {})},
+                                   over_socket=False)
         return parse_model(Channel, body, "channel")
 
     async def get_channel(self, channel_id: str) -> Channel:

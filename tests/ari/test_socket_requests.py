@@ -60,15 +60,22 @@ async def test_a_request_and_its_json_answer_travel_on_the_socket():
 
 async def test_a_json_body_is_sent_as_a_string_with_its_content_type():
     requests = SocketRequests()
-    channel = {"id": "leg1", "name": "PJSIP/1001-0001", "state": "Down", "caller": {"name": "", "number": ""},
-               "dialplan": {"context": "x", "exten": "s", "priority": 1}, "creationtime": "2026-11-29T12:00:00.000+0000"}
-    socket = FakeSocket(requests, lambda m: {"status_code": 200, "message_body": json.dumps(channel)})
+    socket = FakeSocket(requests, lambda m: {"status_code": 200, "message_body": json.dumps({"name": "hotline"})})
     requests.attach(socket)
-    await rest_over(requests).originate("PJSIP/1001@carrier", app="hotline", channel_id="leg1",
-                                        variables={"A": "1"})
+    await rest_over(requests).set_event_filter("hotline", ["StasisStart", "RESTResponse"])
     [sent] = socket.sent
-    assert sent["content_type"] == "application/json"
-    assert json.loads(sent["message_body"]) == {"variables": {"A": "1"}}
+    assert (sent["method"], sent["uri"], sent["content_type"]) == (
+        "PUT", "applications/hotline/eventFilter", "application/json")
+    assert json.loads(sent["message_body"]) == {"allowed": [{"type": "StasisStart"}, {"type": "RESTResponse"}]}
+
+
+async def test_an_originate_goes_over_http_not_behind_the_socket_queue():
+    requests = SocketRequests()
+    socket = FakeSocket(requests, lambda m: {"status_code": 200})
+    requests.attach(socket)
+    with pytest.raises(AssertionError, match="sent over HTTP"):
+        await rest_over(requests).originate("PJSIP/1001@carrier", app="hotline", channel_id="leg1")
+    assert socket.sent == []
 
 
 async def test_an_error_status_is_the_same_error_as_over_http():
