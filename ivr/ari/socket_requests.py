@@ -13,7 +13,11 @@ being read: a request sent earlier would wait for a response nobody reads.
 Asterisk must also be allowed to send ``RESTResponse`` through the
 application's event filter (``ivr.engine.EVENTS``).
 
-A request that cannot be sent (no socket, or it is closing) raises
+Each new socket is tried first with a ping: until Asterisk has answered one
+on it, requests keep going over HTTP, so an Asterisk too old for this (or a
+proxy that passes only events) costs a warning, not the calls.
+
+A request that cannot be sent (no socket, not yet proven, or closing) raises
 ``NotConnected`` and was not seen by Asterisk, so the caller may send it over
 HTTP instead. One sent when the socket drops fails with ``AriUnavailable``:
 whether Asterisk carried it out is unknown, as with an HTTP connection reset.
@@ -62,22 +66,37 @@ class SocketResponse:
 
 
 class SocketRequests:
-    def __init__(self) -> None:
+    def __init__(self, probe_timeout_s: float = 2.0) -> None:
         self._socket: TextSocket | None = None
+        self._proven = False  # Asterisk answered a request on this socket
+        self._probe_timeout_s = probe_timeout_s
         self._pending: dict[str, asyncio.Future[SocketResponse]] = {}
         self._ids = itertools.count(1)
 
     @property
     def attached(self) -> bool:
-        return self._socket is not None and not self._socket.closed
+        return self._socket is not None and self._proven and not self._socket.closed
 
-    def attach(self, socket: TextSocket) -> None:
-        """Requests go on `socket` from now on (its messages are being read)."""
-        self._socket = socket
+    async def attach(self, socket: TextSocket) -> bool:
+        """Try `socket` (its messages are being read meanwhile) with a ping;
+        True if requests go there from now on, False if they stay on HTTP."""
+        self._socket, self._proven = socket, False
+        try:
+            await self._send(socket, "GET", "/asterisk/ping", {}, None, self._probe_timeout_s,
+                             "GET /asterisk/ping")
+        except (NotConnected, AriUnavailable):
+            if self._socket is socket:
+                log.warning("ARI WebSocket: no answer to a REST request on it (Asterisk older than "
+                            "20.14/21.9/22.4?); REST requests stay on HTTP")
+            return False
+        if self._socket is not socket:
+            return False  # closed while the ping was out
+        self._proven = True
+        return True
 
     def detach(self) -> None:
         """The socket is gone: requests in flight fail, new ones are not sent here."""
-        self._socket = None
+        self._socket, self._proven = None, False
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -91,7 +110,13 @@ class SocketRequests:
         but no response came within `timeout_s` or the socket closed first.
         """
         socket = self._socket
-        if socket is None or socket.closed:
+        if socket is None or not self._proven:
+            raise NotConnected
+        return await self._send(socket, method, path, query, body, timeout_s, where)
+
+    async def _send(self, socket: TextSocket, method: str, path: str, query: Mapping[str, str],
+                    body: Mapping[str, Any] | None, timeout_s: float, where: str) -> SocketResponse:
+        if socket.closed:
             raise NotConnected
         request_id = str(next(self._ids))
         message: dict[str, Any] = {"type": "RESTRequest", "request_id": request_id, "method": method,

@@ -128,9 +128,14 @@ class EventStream:
                 self._set_connected(True)
                 if await self._reconcile():
                     # Only now: the pump reads the responses. Reconciliation's own requests went over HTTP.
+                    trial = None
                     if self._requests is not None:
-                        self._requests.attach(ws)
-                    await self._pump(ws)
+                        trial = asyncio.create_task(self._requests.attach(ws), name="ari-socket-trial")
+                    try:
+                        await self._pump(ws)
+                    finally:
+                        if trial is not None:
+                            trial.cancel()
                     log.warning("ARI events: connection closed (close code %s)", ws.close_code)
         except aiohttp.WSServerHandshakeError as exc:
             # 401 here is a wrong ARI password; the message names the status only.

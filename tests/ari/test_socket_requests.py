@@ -30,8 +30,9 @@ class FakeSocket:
             raise ConnectionResetError("closing")
         message = json.loads(data)
         self.sent.append(message)
-        if self.reply is not None:
-            response = {"type": "RESTResponse", "request_id": message["request_id"], **self.reply(message)}
+        answer = self.reply(message) if self.reply is not None else None
+        if answer is not None:
+            response = {"type": "RESTResponse", "request_id": message["request_id"], **answer}
             asyncio.get_running_loop().call_soon(self.requests.resolve, response)
 
 
@@ -46,11 +47,22 @@ def rest_over(requests: SocketRequests) -> AriRest:
     return AriRest(NoHttp(), "http://127.0.0.1:8088/ari", "u", "p", timeout_s=0.2, socket=requests)
 
 
+def pings_only(message: dict) -> dict | None:
+    """Asterisk answering the trial ping and then nothing more."""
+    return {"status_code": 200, "message_body": '{"ping": "pong"}'} if message["uri"] == "asterisk/ping" else None
+
+
+async def attached(requests: SocketRequests, socket: FakeSocket) -> FakeSocket:
+    assert await requests.attach(socket)
+    assert socket.sent.pop(0)["uri"] == "asterisk/ping"  # the trial
+    return socket
+
+
 async def test_a_request_and_its_json_answer_travel_on_the_socket():
     requests = SocketRequests()
     socket = FakeSocket(requests, lambda m: {"status_code": 200, "reason_phrase": "OK",
                                              "message_body": json.dumps({"value": "abc-123"})})
-    requests.attach(socket)
+    await attached(requests, socket)
     assert await rest_over(requests).get_var("chan.1", "CHANNEL(pjsip,call-id)") == "abc-123"
     [sent] = socket.sent
     assert (sent["type"], sent["method"]) == ("RESTRequest", "GET")
@@ -61,7 +73,7 @@ async def test_a_request_and_its_json_answer_travel_on_the_socket():
 async def test_a_json_body_is_sent_as_a_string_with_its_content_type():
     requests = SocketRequests()
     socket = FakeSocket(requests, lambda m: {"status_code": 200, "message_body": json.dumps({"name": "hotline"})})
-    requests.attach(socket)
+    await attached(requests, socket)
     await rest_over(requests).set_event_filter("hotline", ["StasisStart", "RESTResponse"])
     [sent] = socket.sent
     assert (sent["method"], sent["uri"], sent["content_type"]) == (
@@ -72,7 +84,7 @@ async def test_a_json_body_is_sent_as_a_string_with_its_content_type():
 async def test_an_originate_goes_over_http_not_behind_the_socket_queue():
     requests = SocketRequests()
     socket = FakeSocket(requests, lambda m: {"status_code": 200})
-    requests.attach(socket)
+    await attached(requests, socket)
     with pytest.raises(AssertionError, match="sent over HTTP"):
         await rest_over(requests).originate("PJSIP/1001@carrier", app="hotline", channel_id="leg1")
     assert socket.sent == []
@@ -80,15 +92,15 @@ async def test_an_originate_goes_over_http_not_behind_the_socket_queue():
 
 async def test_an_error_status_is_the_same_error_as_over_http():
     requests = SocketRequests()
-    requests.attach(FakeSocket(requests, lambda m: {"status_code": 404, "reason_phrase": "Not Found",
-                                                    "message_body": json.dumps({"message": "Channel not found"})}))
+    await attached(requests, FakeSocket(requests, lambda m: pings_only(m) or {
+        "status_code": 404, "reason_phrase": "Not Found", "message_body": json.dumps({"message": "Channel not found"})}))
     with pytest.raises(AriNotFound, match=r"POST /channels/gone/answer: 404 Channel not found"):
         await rest_over(requests).answer("gone")
 
 
 async def test_a_204_has_no_body():
     requests = SocketRequests()
-    requests.attach(FakeSocket(requests, lambda m: {"status_code": 204, "reason_phrase": "No Content"}))
+    await attached(requests, FakeSocket(requests, lambda m: {"status_code": 204, "reason_phrase": "No Content"}))
     assert await rest_over(requests).answer("c1") is None
 
 
@@ -98,14 +110,14 @@ async def test_without_a_socket_the_request_is_not_sent_and_http_may_take_it():
         await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
     closing = FakeSocket(requests)
     closing.closed = True
-    requests.attach(closing)
+    assert not await requests.attach(closing)
     with pytest.raises(NotConnected):
         await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
 
 
 async def test_a_socket_that_closes_with_requests_in_flight_fails_them_unavailable():
     requests = SocketRequests()
-    requests.attach(FakeSocket(requests))  # never answers
+    await attached(requests, FakeSocket(requests, pings_only))
     pending = asyncio.ensure_future(rest_over(requests).answer("c1"))
     await asyncio.sleep(0)
     requests.detach()
@@ -117,9 +129,30 @@ async def test_a_socket_that_closes_with_requests_in_flight_fails_them_unavailab
 
 async def test_no_answer_in_time_is_unavailable_and_a_late_answer_is_dropped():
     requests = SocketRequests()
-    socket = FakeSocket(requests)
-    requests.attach(socket)
+    socket = await attached(requests, FakeSocket(requests, pings_only))
     with pytest.raises(AriUnavailable, match="no response over the ARI WebSocket within 0.2 s"):
         await rest_over(requests).answer("c1")
     requests.resolve({"type": "RESTResponse", "request_id": socket.sent[0]["request_id"], "status_code": 204})
     requests.resolve({"type": "RESTResponse", "request_id": "never-sent", "status_code": 204})
+
+
+async def test_a_socket_that_does_not_answer_the_trial_ping_is_not_used(caplog):
+    requests = SocketRequests(probe_timeout_s=0.1)
+    silent = FakeSocket(requests)  # an Asterisk too old for REST on the socket, or a proxy passing events only
+    assert not await requests.attach(silent)
+    assert "REST requests stay on HTTP" in caplog.text
+    with pytest.raises(NotConnected):  # so AriRest sends them over HTTP
+        await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
+    assert [m["uri"] for m in silent.sent] == ["asterisk/ping"]
+
+
+async def test_requests_wait_for_http_until_the_trial_ping_is_answered():
+    requests = SocketRequests()
+    socket = FakeSocket(requests)  # answered by hand below
+    trial = asyncio.ensure_future(requests.attach(socket))
+    await asyncio.sleep(0)
+    with pytest.raises(NotConnected):
+        await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
+    requests.resolve({"type": "RESTResponse", "request_id": socket.sent[0]["request_id"], "status_code": 200})
+    assert await trial
+    assert requests.attached

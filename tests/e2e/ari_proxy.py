@@ -1,7 +1,8 @@
 """A man in the middle between the engine and the sandbox's ARI.
 
-REST requests and the events WebSocket pass through unchanged, so the engine
-runs against the real Asterisk; ``inject`` slips extra text messages into the
+REST requests and the events WebSocket (both ways: the engine sends REST
+requests on it too) pass through unchanged, so the engine runs against the
+real Asterisk; ``inject`` slips extra text messages into the
 event stream, in order with the real events, which is the only way to feed
 the engine malformed events by the path real ones take.
 """
@@ -25,6 +26,7 @@ class AriProxy:
         self._lock = asyncio.Lock()  # injected and forwarded messages never interleave mid-send
         self.url = ""
         self.connections = 0  # event WebSockets the engine opened through us
+        self.socket_requests = 0  # REST requests the engine sent on them
 
     async def start(self) -> str:
         self._session = aiohttp.ClientSession()
@@ -71,11 +73,13 @@ class AriProxy:
         await downstream.close()
         return downstream
 
-    @staticmethod
-    async def _close_when_gone(downstream: web.WebSocketResponse,
+    async def _close_when_gone(self, downstream: web.WebSocketResponse,
                                upstream: aiohttp.ClientWebSocketResponse) -> None:
-        async for _ in downstream:  # the engine sends nothing; this ends when it leaves
-            pass
+        # The engine's REST requests over the socket, passed on; this ends when it leaves.
+        async for message in downstream:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self.socket_requests += 1
+                await upstream.send_str(message.data)
         await upstream.close()
 
     async def _rest(self, request: web.Request) -> web.Response:

@@ -168,6 +168,8 @@ async def test_malformed_events_are_skipped_and_counted_and_the_waiting_caller_i
     await phones.wait_for(rang(PHONES["ana"]), 10, what="ana's phone ringing")
     await phones.wait_for(answered_at(PHONES["ana"]), 10, what="ana answering")
     await eventually(lambda: _state(engine, call, "bridged"), 5, "the caller connected to ana")
+    # The engine's REST requests went on the same socket the junk came down (ivr.ari.socket_requests).
+    assert ari_proxy.socket_requests > 1
     assert (await phones.call(caller["id"]))["state"] == "answered"
     assert "x" * 1000 not in caplog.text
     assert occurrences(caplog.text, [CALLER]) == []
