@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from routing import Keys, QueueSpec
+from routing import AdvocateState, Keys, QueueSpec, RoutingStore, WaitingCall
 
 QUEUES = (
     QueueSpec("english", frozenset({"en"})),
@@ -35,6 +35,29 @@ class ManualClock:
 
     def advance_ms(self, ms: int) -> None:
         self.now += ms / 1000
+
+
+async def drive_to(store: RoutingStore, clock: ManualClock, advocate_id: str, state: AdvocateState) -> None:
+    """Bring an offline advocate serving english to `state`. For ringing,
+    on_call and wrap_up they must be the only available english advocate:
+    they take a call of their own, "before-<advocate>"."""
+    if state is AdvocateState.OFFLINE:
+        return
+    if state is AdvocateState.AWAY:
+        await store.set_state(advocate_id, AdvocateState.AWAY)
+        return
+    await store.set_state(advocate_id, AdvocateState.AVAILABLE)
+    if state is AdvocateState.AVAILABLE:
+        return
+    call_id = f"before-{advocate_id}"
+    clock.advance_ms(1_000)
+    offers = await store.enqueue(WaitingCall(call_id, "english", 5, int(clock.now * 1000), "e1"), {}, 3600)
+    assert [(o.call_id, o.advocate_id) for o in offers] == [(call_id, advocate_id)]
+    if state is AdvocateState.RINGING:
+        return
+    await store.offer_answered(call_id, advocate_id)
+    if state is AdvocateState.WRAP_UP:
+        await store.call_ended(call_id, advocate_id)
 
 
 async def assert_routing_invariants(

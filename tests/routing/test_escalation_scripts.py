@@ -4,7 +4,7 @@ recent answers (offer_answered.lua) against a real redis-server."""
 from __future__ import annotations
 
 import pytest
-from routing_support import QUEUES, TEST_KEYS, ManualClock
+from routing_support import QUEUES, TEST_KEYS, ManualClock, drive_to
 
 from routing import (
     AdvocateState,
@@ -31,27 +31,6 @@ async def enqueue(store: RoutingStore, clock: ManualClock, call_id: str, queue="
                   priority=5) -> list[Offer]:
     clock.advance_ms(1_000)
     return await store.enqueue(WaitingCall(call_id, queue, priority, int(clock.now * 1000), "e1"), {}, TTL_S)
-
-
-async def drive(store: RoutingStore, clock: ManualClock, advocate_id: str, state: S) -> None:
-    """Bring an offline advocate serving english to `state`. For ringing,
-    on_call and wrap_up they must be the only available english advocate."""
-    if state is S.OFFLINE:
-        return
-    if state is S.AWAY:
-        await store.set_state(advocate_id, S.AWAY)
-        return
-    await store.set_state(advocate_id, S.AVAILABLE)
-    if state is S.AVAILABLE:
-        return
-    call_id = f"before-{advocate_id}"
-    offers = await enqueue(store, clock, call_id)
-    assert [(o.call_id, o.advocate_id) for o in offers] == [(call_id, advocate_id)]
-    if state is S.RINGING:
-        return
-    await store.offer_answered(call_id, advocate_id)
-    if state is S.WRAP_UP:
-        await store.call_ended(call_id, advocate_id)
 
 
 async def in_available_sets(redis_client, advocate_id: str) -> list[str]:
@@ -104,7 +83,7 @@ async def test_escalated_call_leaves_its_queue_and_is_never_offered(store, clock
 async def test_supervisor_is_claimed_whatever_their_state_and_cannot_be_offered_a_call(
         store, clock, redis_client, previous):
     await add(store, "s1", supervisor=True)
-    await drive(store, clock, "s1", previous)
+    await drive_to(store, clock, "s1", previous)
     call_id = await crisis_call(store, clock)
 
     assert await store.escalate(call_id) == [("s1", "PJSIP/s1@phones")]
@@ -119,9 +98,9 @@ async def test_supervisor_is_claimed_whatever_their_state_and_cannot_be_offered_
 
 async def test_advocates_and_busy_supervisors_are_not_claimed(store, clock, redis_client):
     await add(store, "s-ringing", supervisor=True)
-    await drive(store, clock, "s-ringing", S.RINGING)
+    await drive_to(store, clock, "s-ringing", S.RINGING)
     await add(store, "s-on-call", supervisor=True)
-    await drive(store, clock, "s-on-call", S.ON_CALL)
+    await drive_to(store, clock, "s-on-call", S.ON_CALL)
     await add(store, "a-free", supervisor=False, skills=("en",))
     await add(store, "a-away", supervisor=False)
     await store.set_state("a-away", S.AWAY)
@@ -150,7 +129,7 @@ async def supervisors_in(store: RoutingStore, clock: ManualClock, states: dict[s
         await add(store, advocate_id, supervisor=True)
     for advocate_id, state in sorted(states.items(), key=lambda item: item[1] is S.AVAILABLE):
         clock.advance_ms(1_000)
-        await drive(store, clock, advocate_id, state)
+        await drive_to(store, clock, advocate_id, state)
     return {a.id: a for a in await store.list_advocates()}
 
 

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from routing_support import QUEUES, TEST_KEYS, ManualClock, assert_routing_invariants, free_port
+from routing_support import QUEUES, TEST_KEYS, assert_routing_invariants, drive_to, free_port
 from routing import (
     AdvocateState,
     Conflict,
@@ -44,25 +44,6 @@ def call(call_id: str, queue="english", priority=5, arrival_ms=1_000, owner="e1"
 
 def pairs(offers: list[Offer]) -> list[tuple[str, str]]:
     return [(o.call_id, o.advocate_id) for o in offers]
-
-
-async def drive_to(store: RoutingStore, clock: ManualClock, advocate_id: str, state: S) -> None:
-    """Bring a fresh offline advocate (serving english) to `state`."""
-    if state is S.OFFLINE:
-        return
-    if state is S.AWAY:
-        await store.set_state(advocate_id, S.AWAY)
-        return
-    await store.set_state(advocate_id, S.AVAILABLE)
-    if state is S.AVAILABLE:
-        return
-    await store.enqueue(call("c-drive"), {}, TTL_S)
-    if state is S.RINGING:
-        return
-    await store.offer_answered("c-drive", advocate_id)
-    if state is S.ON_CALL:
-        return
-    await store.call_ended("c-drive", advocate_id)
 
 
 # -- advocates ----------------------------------------------------------------
