@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 from ivr.sandbox.control import ETC_IN_ROOT, Sandbox
 from ivr.settings import REPO, Settings
 from routing import Keys, QueueSpec, RoutingStore
+from tests.e2e.conftest import eventually
 
 ENGINE_DID = "18883737998"  # lines.entries -> the menu entry "bench": straight to the queue
 APP_QUEUE_DID = "18883737999"  # deploy/asterisk/extensions_bench.conf
@@ -121,14 +122,10 @@ class EngineSide:
         await asyncio.gather(*(self._post(a, "away") for a in self.advocates))
 
     async def _wait_connected(self) -> None:
-        deadline = time.monotonic() + 20
-        while True:
+        async def connected() -> bool:
             async with self.http.get(f"{self.api}/healthz") as response:
-                if response.status == 200 and (await response.json()).get("ari"):
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError("the bench engine did not connect to ARI within 20 s")
-            await asyncio.sleep(0.1)
+                return response.status == 200 and bool((await response.json()).get("ari"))
+        await eventually(connected, 20, "the bench engine connected to ARI")
 
     async def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
