@@ -6,20 +6,26 @@
  * redis-benchmark gets from the same server.
  *
  * One thread per connection. Thread i drives advocates i, i + connections,
- * ... in turn (matcher.py's advocates[i::concurrency]). One decision:
+ * ... (matcher.py's advocates[i::concurrency]), in rounds:
  *
- *   set_state.lua     the advocate becomes available and must be offered
- *                     exactly one call (the populated prefix keeps every
- *                     advocate away and every queue full);
- *   offer_failed.lua  their phone "fails": they go away, the call is first
- *                     in line again, so the next decision finds the same work.
+ *   deciding   each advocate in turn becomes available (set_state.lua) and
+ *              must be offered exactly one call: the populated prefix keeps
+ *              every advocate away and every queue full. These round trips
+ *              are the decisions, timed one by one and as a phase;
+ *   restoring  once every thread has decided for all its advocates, each
+ *              advocate's phone "fails" (offer_failed.lua): they go away and
+ *              their call is first in line again, so the next round finds
+ *              the same work. Not a decision, and not in the decisions' time.
  *
- * Only the set_state round trip is timed: that is the decision.
+ * The phases do not overlap (a barrier between them), so the decisions' rate
+ * is the matcher's alone; the whole run's rate, restoring included, is
+ * printed beside it. A round takes up to one call per advocate out of the
+ * queues (1,000 of 10,000 in the bench) before putting them back.
  * The scripts' KEYS and ARGV are those of routing/store.py; the key names
  * come from matcher.py (routing/keys.py), never built here.
  *
  * Output on success, on stdout:
- *   decisions <n> seconds <elapsed>
+ *   decisions <n> seconds <deciding phases> wall <whole run> rounds <r>
  *   <round trip of one decision in nanoseconds>      (n lines)
  * Any error reply, a set_state that does not offer exactly one call, or an
  * offer_failed that offers one: a message on stderr, exit status 1, nothing
@@ -44,6 +50,7 @@
 #include <time.h>
 
 #define KEY_MAX 512
+#define CALL_ID_MAX 128
 /* A round trip longer than this is a stuck server, not a slow decision. */
 #define REPLY_TIMEOUT_S 10
 
@@ -64,11 +71,22 @@ struct config {
     int advocate_count;
 };
 
+/* What the threads share. `deciding` and `deciding_ns` are written by thread 0 only,
+ * on the far side of a barrier from every read. */
+struct run {
+    pthread_barrier_t barrier;
+    uint64_t deadline_ns;
+    int deciding;          /* another round starts */
+    uint64_t deciding_ns;  /* the deciding phases, summed */
+    int rounds;
+};
+
 struct worker {
     const struct config *config;
+    struct run *run;
     int first; /* index of this worker's first advocate */
     redisContext *redis;
-    uint64_t deadline_ns;
+    char (*calls)[CALL_ID_MAX]; /* the call offered to each of this worker's advocates this round */
     uint64_t *samples_ns;
     size_t count, capacity;
     pthread_t thread;
@@ -167,10 +185,11 @@ static void record(struct worker *w, uint64_t sample)
     w->samples_ns[w->count++] = sample;
 }
 
-static void decide(struct worker *w, const char *advocate)
+/* One decision: `advocate` becomes available and is offered one call, whose id goes to `call_id`. */
+static void decide(struct worker *w, const char *advocate, char *call_id)
 {
     const struct config *c = w->config;
-    char advocate_key[KEY_MAX], call_key[KEY_MAX], now[24], call_id[128], text[1024];
+    char advocate_key[KEY_MAX], now[24], text[1024];
 
     key(advocate_key, c->advocate_key, advocate);
     epoch_ms(now, sizeof now);
@@ -183,10 +202,18 @@ static void decide(struct worker *w, const char *advocate)
         describe(offers, text, sizeof text);
         die("advocate %s became available and got %s, not one offer", advocate, text);
     }
-    offered_call(offers->element[1]->str, call_id, sizeof call_id);
+    offered_call(offers->element[1]->str, call_id, CALL_ID_MAX);
     freeReplyObject(offers);
     record(w, took);
+}
 
+/* `advocate`'s phone fails: away again, and `call_id` back at the head of its queue. */
+static void restore(struct worker *w, const char *advocate, const char *call_id)
+{
+    const struct config *c = w->config;
+    char advocate_key[KEY_MAX], call_key[KEY_MAX], now[24], text[1024];
+
+    key(advocate_key, c->advocate_key, advocate);
     key(call_key, c->call_key, call_id);
     epoch_ms(now, sizeof now);
     const char *offer_failed[] = {"EVALSHA", c->offer_failed_sha, "3", advocate_key, call_key,
@@ -204,13 +231,26 @@ static void *drive(void *arg)
 {
     struct worker *w = arg;
     const struct config *c = w->config;
-    for (int i = w->first; monotonic_ns() < w->deadline_ns; ) {
-        decide(w, c->advocates[i]);
-        i += c->connections;
-        if (i >= c->advocate_count)
-            i = w->first;
+    struct run *run = w->run;
+    uint64_t round_started = 0;
+    for (;;) {
+        if (w->first == 0) {
+            run->deciding = monotonic_ns() < run->deadline_ns;
+            round_started = monotonic_ns();
+        }
+        pthread_barrier_wait(&run->barrier);
+        if (!run->deciding)
+            return NULL;
+        for (int i = w->first, j = 0; i < c->advocate_count; i += c->connections, j++)
+            decide(w, c->advocates[i], w->calls[j]);
+        pthread_barrier_wait(&run->barrier);
+        if (w->first == 0) {
+            run->deciding_ns += monotonic_ns() - round_started;
+            run->rounds++;
+        }
+        for (int i = w->first, j = 0; i < c->advocate_count; i += c->connections, j++)
+            restore(w, c->advocates[i], w->calls[j]);
     }
-    return NULL;
 }
 
 static redisContext *connect_to(const struct config *c)
@@ -290,13 +330,22 @@ int main(int argc, char **argv)
     struct worker *workers = calloc((size_t)config.connections, sizeof *workers);
     if (workers == NULL)
         die("out of memory");
-    for (int i = 0; i < config.connections; i++)
-        workers[i] = (struct worker){.config = &config, .first = i, .redis = connect_to(&config)};
+    struct run run = {0};
+    if (pthread_barrier_init(&run.barrier, NULL, (unsigned)config.connections) != 0)
+        die("cannot make a barrier for %d threads", config.connections);
+    /* Advocates per worker, rounded up: worker i has advocates i, i + connections, ... */
+    size_t per_worker = (size_t)(config.advocate_count + config.connections - 1) / (size_t)config.connections;
+    for (int i = 0; i < config.connections; i++) {
+        workers[i] = (struct worker){.config = &config, .run = &run, .first = i, .redis = connect_to(&config),
+                                     .calls = calloc(per_worker, CALL_ID_MAX)};
+        if (workers[i].calls == NULL)
+            die("out of memory");
+    }
 
     /* Every connection is up before the clock starts: connecting is not deciding. */
     uint64_t started = monotonic_ns();
+    run.deadline_ns = started + (uint64_t)(config.seconds * 1e9);
     for (int i = 0; i < config.connections; i++) {
-        workers[i].deadline_ns = started + (uint64_t)(config.seconds * 1e9);
         if (pthread_create(&workers[i].thread, NULL, drive, &workers[i]) != 0)
             die("cannot start thread %d", i);
     }
@@ -307,13 +356,16 @@ int main(int argc, char **argv)
     }
     double elapsed = (double)(monotonic_ns() - started) / 1e9;
 
-    printf("decisions %zu seconds %.6f\n", decisions, elapsed);
+    printf("decisions %zu seconds %.6f wall %.6f rounds %d\n", decisions, (double)run.deciding_ns / 1e9,
+           elapsed, run.rounds);
     for (int i = 0; i < config.connections; i++) {
         for (size_t j = 0; j < workers[i].count; j++)
             printf("%llu\n", (unsigned long long)workers[i].samples_ns[j]);
         redisFree(workers[i].redis);
         free(workers[i].samples_ns);
+        free(workers[i].calls);
     }
     free(workers);
+    pthread_barrier_destroy(&run.barrier);
     return 0;
 }
