@@ -2,15 +2,18 @@
 
 import asyncio
 
-from ivr.app import REDIS_CONNECTIONS, redis_for
+from ivr.app import REDIS_CONNECTIONS, open_connections, redis_for
 from ivr.cli import SANDBOX_CONFIG
 from ivr.settings import RedisSettings, load_settings
 
 
-async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing(redis_url):
+def _client(redis_url: str):
     # The session's own redis-server, whatever HOTLINE_REDIS__* the environment sets.
-    settings = load_settings(SANDBOX_CONFIG).model_copy(update={"redis": RedisSettings(url=redis_url)})
-    client = redis_for(settings)
+    return redis_for(load_settings(SANDBOX_CONFIG).model_copy(update={"redis": RedisSettings(url=redis_url)}))
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing(redis_url):
+    client = _client(redis_url)
     try:
         # Each BLPOP holds its connection for 0.2 s: three times the pool's
         # size in flight at once, as 150 callers finishing the menu together.
@@ -19,3 +22,30 @@ async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing
     finally:
         await client.aclose()
     assert replies == [None] * (3 * REDIS_CONNECTIONS)
+
+
+async def test_the_pool_is_opened_at_start_up_and_a_burst_makes_no_connection(redis_url):
+    client = _client(redis_url)
+    admin = _client(redis_url)
+    try:
+        before = len(await admin.client_list())
+        await open_connections(client)
+        opened = len(await admin.client_list())
+        # As many BLPOPs at once as the pool has connections, each holding its own for 0.1 s.
+        await asyncio.gather(*(client.blpop(["hl:wiring:nothing"], timeout=0.1)
+                               for _ in range(REDIS_CONNECTIONS)))
+        after_burst = len(await admin.client_list())
+    finally:
+        await client.aclose()
+        await admin.aclose()
+    assert opened - before == REDIS_CONNECTIONS
+    assert after_burst == opened
+
+
+async def test_a_redis_that_cannot_be_reached_at_start_up_costs_a_warning_not_the_start(unused_tcp_port, caplog):
+    client = _client(f"redis://127.0.0.1:{unused_tcp_port}/0")
+    try:
+        await open_connections(client)
+    finally:
+        await client.aclose()
+    assert f"{REDIS_CONNECTIONS} of {REDIS_CONNECTIONS} connections not opened at start-up" in caplog.text
