@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
-import aiohttp
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -18,7 +17,7 @@ from aiohttp import web
 
 from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, Adoption
 from ivr.api import Api, Authenticator, RosterEntry
-from ivr.ari.rest import AriRest
+from ivr.ari.rest import AriRest, ari_session
 from ivr.ari.socket_requests import SocketRequests
 from ivr.ari.stream import Backoff, EventStream
 from ivr.engine import Engine
@@ -96,7 +95,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     audit = SupervisorAudit(redis_client, keys, max_entries=monitoring.audit_max_entries,
                             retention_s=monitoring.audit_retention_days * 86400)
     restore = RestoreStore(redis_client, queues=queues, keys=keys)
-    session = aiohttp.ClientSession()
+    session = ari_session()
     socket_requests = SocketRequests() if settings.ari.requests_over_websocket else None
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s,

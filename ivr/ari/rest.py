@@ -23,6 +23,18 @@ log = logging.getLogger(__name__)
 
 Params = Mapping[str, str | int | None]
 
+# Asterisk closes an HTTP connection idle for session_keep_alive (15 s, its
+# default, in deploy/asterisk/http.conf), and aiohttp keeps an idle one for
+# 15 s too: a request sent just as Asterisk closes the connection fails with
+# ServerDisconnectedError. The bench met it (GET /channels after a quiet
+# spell); an originate meeting it would ring nobody. The client lets go first.
+ARI_KEEPALIVE_S = 10.0
+
+
+def ari_session(*, limit: int = 100) -> aiohttp.ClientSession:
+    """An HTTP session for ARI, whose idle connections close before Asterisk closes them."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=ARI_KEEPALIVE_S))
+
 
 def _seg(resource_id: str) -> str:
     """A resource id as one URL path segment (ids may hold '.', '@', ';')."""

@@ -36,12 +36,11 @@ from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import ChannelDestroyed, ChannelDtmfReceived, Event, StasisEnd, StasisStart, UnknownEvent
-from ivr.ari.rest import AriRest
+from ivr.ari.rest import AriRest, ari_session
 from ivr.ari.stream import EventStream
 from ivr.sandbox.control import STATE_IN_ROOT
 from ivr.settings import Settings
@@ -413,7 +412,7 @@ def make_api(phones: Phones) -> web.Application:
 async def serve(settings: Settings) -> None:
     box = settings.sandbox
     tasks = TaskSet()
-    async with aiohttp.ClientSession() as session:
+    async with ari_session() as session:
         rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                        settings.ari.password.get_secret_value())
         spool = box.root / STATE_IN_ROOT.lstrip("/") / "spool"

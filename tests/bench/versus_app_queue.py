@@ -31,9 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
-
-from ivr.ari.rest import AriRest
+from ivr.ari.rest import AriRest, ari_session
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
@@ -64,7 +62,7 @@ async def run_calls(args: argparse.Namespace, results: Results) -> None:
     sandbox.up()
     advocates = roster(max(max(args.concurrency), args.cpu_calls))
     rng = random.Random(args.seed)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as http:
+    async with ari_session(limit=400) as http:
         phones = PhonesClient(http, f"http://127.0.0.1:{settings.sandbox.phones_http_port}")
         ari = AriRest(http, f"{settings.ari.url}/ari", settings.ari.username,
                       settings.ari.password.get_secret_value())

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from ivr.app import Running, running_engine
 from ivr.ari.errors import AriNotFound
-from ivr.ari.rest import AriRest
+from ivr.ari.rest import AriRest, ari_session
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
@@ -82,7 +82,7 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout_s: float,
 
 @pytest.fixture
 async def http(sandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    async with ari_session() as session:  # ARI's, the phones' and the engine's API
         yield session
 
 
