@@ -71,11 +71,12 @@ struct config {
     int advocate_count;
 };
 
-/* What the threads share. `deciding` and `deciding_ns` are written by thread 0 only,
- * on the far side of a barrier from every read. */
+/* What the threads share. `deciding`, `deciding_ns` and `rounds` are written by
+ * thread 0 only, on the far side of a barrier from every other thread's access. */
 struct run {
     pthread_barrier_t barrier;
     uint64_t deadline_ns;
+    struct worker *workers;
     int deciding;          /* another round starts */
     uint64_t deciding_ns;  /* the deciding phases, summed */
     int rounds;
@@ -89,6 +90,7 @@ struct worker {
     char (*calls)[CALL_ID_MAX]; /* the call offered to each of this worker's advocates this round */
     uint64_t *samples_ns;
     size_t count, capacity;
+    uint64_t round_started_ns, round_finished_ns; /* this worker's deciding in the current round */
     pthread_t thread;
 };
 
@@ -232,20 +234,28 @@ static void *drive(void *arg)
     struct worker *w = arg;
     const struct config *c = w->config;
     struct run *run = w->run;
-    uint64_t round_started = 0;
     for (;;) {
-        if (w->first == 0) {
+        if (w->first == 0)
             run->deciding = monotonic_ns() < run->deadline_ns;
-            round_started = monotonic_ns();
-        }
+        /* Every thread has put its calls back: none of that is in the round's time. */
         pthread_barrier_wait(&run->barrier);
         if (!run->deciding)
             return NULL;
+        w->round_started_ns = monotonic_ns();
         for (int i = w->first, j = 0; i < c->advocate_count; i += c->connections, j++)
             decide(w, c->advocates[i], w->calls[j]);
+        w->round_finished_ns = monotonic_ns();
         pthread_barrier_wait(&run->barrier);
         if (w->first == 0) {
-            run->deciding_ns += monotonic_ns() - round_started;
+            /* The round: from the first thread's first decision to the last one's last. */
+            uint64_t first = UINT64_MAX, last = 0;
+            for (int k = 0; k < c->connections; k++) {
+                if (run->workers[k].round_started_ns < first)
+                    first = run->workers[k].round_started_ns;
+                if (run->workers[k].round_finished_ns > last)
+                    last = run->workers[k].round_finished_ns;
+            }
+            run->deciding_ns += last - first;
             run->rounds++;
         }
         for (int i = w->first, j = 0; i < c->advocate_count; i += c->connections, j++)
@@ -330,7 +340,7 @@ int main(int argc, char **argv)
     struct worker *workers = calloc((size_t)config.connections, sizeof *workers);
     if (workers == NULL)
         die("out of memory");
-    struct run run = {0};
+    struct run run = {.workers = workers};
     if (pthread_barrier_init(&run.barrier, NULL, (unsigned)config.connections) != 0)
         die("cannot make a barrier for %d threads", config.connections);
     /* Advocates per worker, rounded up: worker i has advocates i, i + connections, ... */
