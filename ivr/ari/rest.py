@@ -254,9 +254,7 @@ def _socket_body(response: SocketResponse, where: str) -> Any:
             raise AriError(f"{where}: response is not JSON") from None
         body = None
     if response.status >= 400:
-        message = body.get("message") if isinstance(body, dict) else None
-        detail = message[:200] if isinstance(message, str) else response.reason
-        raise error_for_status(response.status, f"{where}: {response.status} {detail}")
+        raise error_for_status(response.status, f"{where}: {response.status} {_detail(body, response.reason)}")
     return body
 
 
@@ -266,5 +264,10 @@ async def _error_detail(response: aiohttp.ClientResponse) -> str:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
         return response.reason or ""
+    return _detail(body, response.reason)
+
+
+def _detail(body: Any, reason: str | None) -> str:
+    """ARI's error message from a decoded body, bounded in length; else the reason phrase."""
     message = body.get("message") if isinstance(body, dict) else None
-    return message[:200] if isinstance(message, str) else response.reason or ""
+    return message[:200] if isinstance(message, str) else reason or ""
