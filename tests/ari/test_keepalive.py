@@ -14,6 +14,8 @@ from aiohttp import web
 from ivr.ari import rest
 from ivr.settings import REPO
 
+from .waiting import TIMEOUT_S
+
 
 def test_the_client_lets_idle_connections_go_well_before_asterisk_does():
     conf = (REPO / "deploy" / "asterisk" / "http.conf").read_text()
@@ -25,10 +27,16 @@ def test_the_client_lets_idle_connections_go_well_before_asterisk_does():
 
 async def test_an_idle_connection_is_closed_by_the_client_after_its_keepalive(monkeypatch, unused_tcp_port):
     peers: list[tuple[str, int]] = []
+    transports: list[asyncio.BaseTransport] = []
 
     async def handler(request: web.Request) -> web.Response:
         peers.append(request.transport.get_extra_info("peername"))
+        transports.append(request.transport)
         return web.json_response([])
+
+    async def closed_by_the_client() -> None:
+        while not transports[0].is_closing():
+            await asyncio.sleep(0.02)
 
     app = web.Application()
     app.router.add_get("/ari/channels", handler)
@@ -42,7 +50,7 @@ async def test_an_idle_connection_is_closed_by_the_client_after_its_keepalive(mo
             ari = rest.AriRest(session, f"http://127.0.0.1:{unused_tcp_port}/ari", "u", "p")
             await ari.list_channels()
             await ari.list_channels()  # at once: the same connection
-            await asyncio.sleep(0.6)
+            await asyncio.wait_for(closed_by_the_client(), TIMEOUT_S)
             await ari.list_channels()  # after the keep-alive: a new one
     finally:
         await runner.cleanup()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.settings import Settings
 from ivr.sandbox.phones_client import PhonesClient
+from ivr.settings import Settings
 
 from .conftest import PHONES, EngineApi, eventually, settings_with
+from .test_call_flow import rang
 
 DIRECT_LINE = "18883737997"
 CALLER = "+15555550177"
@@ -21,10 +22,6 @@ def engine_settings(tmp_path_factory) -> Settings:
     menu = tmp_path_factory.mktemp("menu") / "menu.toml"
     menu.write_text(base.menu.path.read_text() + DIRECT_ENTRY)
     return settings_with(lines={"entries": {DIRECT_LINE: "direct"}}, menu={"path": str(menu)})
-
-
-def rang(number: str):
-    return lambda e: e["direction"] == "in" and e["number"] == number and e["kind"] == "ringing"
 
 
 async def test_caller_on_a_line_without_menu_is_answered_routed_and_findable(engine, api: EngineApi,
