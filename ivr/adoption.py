@@ -49,7 +49,7 @@ class Grouped:
 
 def _stasis_args(channel: Channel) -> list[str]:
     # app_data of a channel in Stasis: "<app>,<arg>,<arg>..." as passed by
-    # the dialplan (the DID) or by our originate (leg,<call> / interpreter,<call>).
+    # the dialplan (the DID, the SIP Call-ID) or by our originate (leg,<call> / interpreter,<call>).
     return (channel.dialplan.app_data or "").split(",")[1:]
 
 

@@ -87,7 +87,7 @@ FEATURE_CODE_TIMEOUT_S = 3.0
 
 
 class CallActor:
-    def __init__(self, channel_id: str, did: str, services: CallServices) -> None:
+    def __init__(self, channel_id: str, did: str, services: CallServices, sip_call_id: str = "") -> None:
         self.key = channel_id
         self.channel = channel_id
         self.did = did
@@ -97,9 +97,7 @@ class CallActor:
         self.language = "en"
         self.timers = Timers(channel_id, lambda item: services.dispatcher.post(channel_id, item), services.tasks)
         self.caller_ref = ""  # HMAC of the number, never the number
-        self.sip_call_id = ""
-        self._sip_call_id_indexed = False
-        self._recorded_sip_call_id = False  # in the record written when the call joined the line
+        self.sip_call_id = sip_call_id  # from the dialplan; else read as the call is answered
         self.relay = False  # TRS/711, known from the number or line, chosen, or a silent caller
         self.plan: CallPlan | None = None  # fixed when the call joins the line
         self._steps_done = 0  # of plan.steps
@@ -206,18 +204,19 @@ class CallActor:
         actions = session.start()
         log.info("call %s on the %s line%s", self.key, self.s.config.line_kind(self.did),
                  " (relay)" if self.relay else "")
-        if any(isinstance(a, Finish) for a in actions) and not any(isinstance(a, Play) for a in actions):
+        skips_menu = any(isinstance(a, Finish) for a in actions) and not any(isinstance(a, Play) for a in actions)
+        if skips_menu and self.sip_call_id:
             # A line that skips the menu: the caller joins the line while
             # Asterisk answers, so a free advocate's phone rings a round trip
-            # sooner. (The music may start a moment before the answer: early media.)
-            picked_up, menu = await asyncio.gather(self._pick_up(), self._menu(actions), return_exceptions=True)
-            for outcome in (picked_up, menu):
+            # sooner. (The music may start a moment before the answer: early
+            # media.) Not while the SIP Call-ID is still to be read: the
+            # record written as the call joins the line carries it.
+            menu, picked_up = await asyncio.gather(self._menu(actions), self._pick_up(), return_exceptions=True)
+            for outcome in (menu, picked_up):
                 if isinstance(outcome, BaseException):
                     raise outcome
             if not picked_up:
                 await self._caller_gone("hung up before answer")
-            else:
-                await self._index_sip_call_id()
             return
         if not await self._pick_up():
             await self._caller_gone("hung up before answer")
@@ -225,26 +224,16 @@ class CallActor:
         await self._menu(actions)
 
     async def _pick_up(self) -> bool:
-        """Answer the caller, reading the SIP Call-ID meanwhile; False if they are gone."""
+        """Answer the caller (reading the SIP Call-ID meanwhile if the dialplan
+        did not pass it); False if they are gone."""
         try:
-            _, self.sip_call_id = await asyncio.gather(self.s.rest.answer(self.channel), self._sip_call_id())
+            if self.sip_call_id:
+                await self.s.rest.answer(self.channel)
+            else:
+                _, self.sip_call_id = await asyncio.gather(self.s.rest.answer(self.channel), self._sip_call_id())
         except AriNotFound:
             return False
         return True
-
-    async def _index_sip_call_id(self) -> None:
-        """Make the call findable by its SIP Call-ID once it is in Redis and the Call-ID is known."""
-        if self._sip_call_id_indexed or not self.sip_call_id or self.outcome is None \
-                or isinstance(self.state, Ended):
-            return
-        self._sip_call_id_indexed = True
-        try:
-            await self.s.store.index_sip_call_id(self.key, self.sip_call_id, self.s.config.call_ttl_s)
-            if not self._recorded_sip_call_id:
-                # Read while the call joined the line (a line without a menu).
-                await self.s.store.update_call(self.key, {"sip_call_id": self.sip_call_id})
-        except RoutingError:
-            log.error("call %s: its SIP Call-ID could not be indexed (Redis unavailable)", self.key)
 
     # -- adoption -------------------------------------------------------------
 
@@ -451,7 +440,6 @@ class CallActor:
         # matcher offers the call in the enqueue's reply, and their phone
         # rings without waiting for Asterisk to confirm the music (which may
         # queue behind other requests on the ARI socket).
-        self._recorded_sip_call_id = bool(self.sip_call_id)
         music = asyncio.ensure_future(self.s.rest.start_moh(self.channel))
         try:
             enqueued = await self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s)
@@ -485,7 +473,6 @@ class CallActor:
         if isinstance(moh[0], BaseException):
             raise moh[0]
         await self._count_today("offered")
-        await self._index_sip_call_id()
 
     async def _count_today(self, *counts: str) -> None:
         """Today's counts on the wallboard, shared by every engine: counted

@@ -11,8 +11,9 @@ meanwhile are told so, and the calls of a dead engine are adopted
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ivr.adoption import GHOST_SWEEP_S, Adoption
 from ivr.ari.errors import AriError, AriNotFound
@@ -81,8 +82,8 @@ class Engine:
                 log.debug("ARI %s for no call; skipped", event.type)
 
     def _new_call(self, event: StasisStart) -> None:
-        did = event.args[0] if event.args else ""
-        actor = CallActor(event.channel.id, did, self.services)
+        did, sip_call_id = call_args(event.args)
+        actor = CallActor(event.channel.id, did, self.services, sip_call_id=sip_call_id)
         self.calls[actor.key] = actor
         self.dispatcher.register(actor)
         self.dispatcher.post(actor.key, event)
@@ -160,3 +161,17 @@ class Engine:
         while True:
             await asyncio.sleep(GHOST_SWEEP_S)
             await Adoption(self.services, self.calls, self.adopt).clear()
+
+
+def call_args(args: Sequence[str]) -> tuple[str, str]:
+    """The DID and SIP Call-ID a caller's channel enters Stasis with.
+
+    dialplans/extensions.conf passes the Call-ID base64-encoded; a dialplan
+    that passes none (or something else) leaves it to be read over ARI.
+    """
+    did = args[0] if args else ""
+    try:
+        sip_call_id = base64.b64decode(args[1], validate=True).decode() if len(args) > 1 else ""
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        sip_call_id = ""
+    return did, sip_call_id

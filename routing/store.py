@@ -198,7 +198,9 @@ class RoutingStore:
         self, call: WaitingCall, fields: Mapping[str, str], ttl_s: int
     ) -> list[Offer]:
         """Queue a call (with free metadata `fields`); the call hash expires
-        `ttl_s` after its last routing change. Conflict if the id is known."""
+        `ttl_s` after its last routing change. Conflict if the id is known.
+        A non-empty `sip_call_id` field makes the call findable by that
+        Call-ID (call_for_sip_id) for `ttl_s`, in the same step."""
         if call.queue not in self._queue_names:
             raise ValueError(f"unknown queue {call.queue!r}")
         if ttl_s <= 0:
@@ -211,10 +213,11 @@ class RoutingStore:
         ]
         for field, value in fields.items():
             args += [field, value]
+        keys = [k.call(call.call_id), k.waiting(call.queue)]
+        if fields.get("sip_call_id"):
+            keys.append(k.sip_call(fields["sip_call_id"]))  # findable by it as soon as it waits
         with redis_errors():
-            reply = await self._scripts.enqueue(
-                keys=[k.call(call.call_id), k.waiting(call.queue)], args=args
-            )
+            reply = await self._scripts.enqueue(keys=keys, args=args)
         if reply[0] == "duplicate_call":
             raise Conflict(f"call {call.call_id!r} is already known")
         return _offers(reply)

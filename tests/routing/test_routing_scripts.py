@@ -456,12 +456,22 @@ async def test_equal_head_calls_in_two_queues_go_by_configured_queue_order(store
     assert pairs(await add_advocate(store, "a1", ("en", "es"), available=True)) == [("en", "a1")]
 
 
-async def test_sip_call_id_leads_back_to_the_call_until_it_expires(store, redis_client):
+async def test_a_call_joining_with_a_sip_call_id_is_found_by_it_until_it_expires(store, redis_client):
+    await store.enqueue(call("c1"), {"sip_call_id": "abc@10.0.0.1", "language": "en"}, 60)
+    await store.enqueue(call("c2"), {"sip_call_id": ""}, 60)
+    assert await store.call_for_sip_id("abc@10.0.0.1") == "c1"
+    assert 0 < await redis_client.ttl(TEST_KEYS.sip_call("abc@10.0.0.1")) <= 60
+    assert await store.call_for_sip_id("") is None
+    assert await store.call_for_sip_id("unknown") is None
+    record = await redis_client.hgetall(TEST_KEYS.call("c1"))
+    assert record["sip_call_id"] == "abc@10.0.0.1" and record["language"] == "en" and record["state"] == "waiting"
+
+
+async def test_a_call_written_back_is_indexed_by_its_sip_call_id_again(store, redis_client):
     await store.enqueue(call("c1"), {}, TTL_S)
     await store.index_sip_call_id("c1", "abc@10.0.0.1", 60)
     assert await store.call_for_sip_id("abc@10.0.0.1") == "c1"
     assert 0 < await redis_client.ttl(TEST_KEYS.sip_call("abc@10.0.0.1")) <= 60
-    assert await store.call_for_sip_id("unknown") is None
 
 
 async def test_overflow_moves_a_waiting_call_keeping_its_place_and_offers_it(store, clock, redis_client):
