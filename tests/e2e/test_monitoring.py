@@ -291,7 +291,8 @@ async def test_a_new_engine_adopts_the_call_but_not_a_dead_engines_monitoring(
         await first.act("ana", "login")
         caller = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
         advocate = await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
-        (hotline_call,) = [c.id for c in await ari.list_channels() if c.dialplan.app_data == f"hotline,{TOLL_FREE}"]
+        (hotline_call,) = [c.id for c in await ari.list_channels()
+                           if c.dialplan.app_data.startswith(f"hotline,{TOLL_FREE},")]
 
         async def bridged():
             return (await first.request("GET", f"/calls/{hotline_call}", SUPERVISOR))[1].get("state") == "bridged"
