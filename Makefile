@@ -45,7 +45,7 @@ test: sandbox
 	$(PY) -m pytest -q
 
 # The engine against Asterisk's own app_queue on the sandbox (tests/bench/versus_app_queue.py):
-# one table on stdout, the plot in tests/bench/versus_app_queue.png. About five minutes.
+# one table on stdout, the plot in tests/bench/versus_app_queue.png. About two minutes.
 bench: sandbox $(BENCH_STAMP)
 	$(PY) -m tests.bench.versus_app_queue
 

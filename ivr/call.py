@@ -442,7 +442,8 @@ class CallActor:
         # queue behind other requests on the ARI socket).
         music = asyncio.ensure_future(self.s.rest.start_moh(self.channel))
         try:
-            enqueued = await self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s)
+            enqueued = await self.s.store.enqueue(call, self._record_fields(), self.s.config.call_ttl_s,
+                                                  tally=self.s.daily.tally(queue, "offered"))
         except RoutingError as exc:
             await asyncio.gather(music, return_exceptions=True)
             log.error("call %s: routing unavailable (%s); sending to the fallback", self.key, type(exc).__name__)
@@ -472,7 +473,6 @@ class CallActor:
             return
         if isinstance(moh[0], BaseException):
             raise moh[0]
-        await self._count_today("offered")
 
     async def _count_today(self, *counts: str) -> None:
         """Today's counts on the wallboard, shared by every engine: counted
@@ -636,15 +636,17 @@ class CallActor:
         within = within_target(waited, self._plan.policy)
         if within:
             self.s.metrics.answered_within_target.labels(**labels).inc()
+        counts = ("answered", *(("answered_within_target",) if within else ()))
         try:
             if not recorded:
-                await self.s.store.offer_answered(self.key, offer.advocate_id)
-            await self.s.store.update_call(self.key, {"answered_by": offer.advocate_id,
-                                                      "waited_ms": str(int(waited * 1000))})
+                await self.s.store.offer_answered(self.key, offer.advocate_id, waited_ms=int(waited * 1000),
+                                                  tally=self.s.daily.tally(self._plan.entry_queue, *counts))
+            else:  # a supervisor, whom the escalation script recorded
+                await self.s.store.update_call(self.key, {"answered_by": offer.advocate_id,
+                                                          "waited_ms": str(int(waited * 1000))})
+                await self._count_today(*counts)
         except RoutingError:
             log.error("call %s: could not record the answer in Redis; the call goes on", self.key)
-        # After the routing record: the advocate's state comes first.
-        await self._count_today("answered", *(("answered_within_target",) if within else ()))
         log.info("call %s connected to advocate %s after %.1f s", self.key, offer.advocate_id, waited)
 
     async def _leg_gone(self) -> None:

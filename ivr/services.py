@@ -17,6 +17,7 @@ from ivr.menu import MenuDefinition
 from ivr.tasks import TaskSet
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
+from routing.daily import Tally
 from routing.policy import CallPlan
 from routing.queues import Offer
 from routing.restore import RestoreStore
@@ -54,6 +55,9 @@ class WrapUpScheduler(Protocol):
 
 
 class DailyCounter(Protocol):
+    def tally(self, queue: str, *counts: str) -> Tally:
+        """The call's counts today, for the routing script that changes it to add."""
+
     async def add(self, queue: str, *counts: str) -> None:
         """Count the call today in `counts` (routing.daily.COUNTS) of `queue`, for every engine to read."""
 

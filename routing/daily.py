@@ -51,6 +51,25 @@ class DayCounts:
         return cls(**{name: int(fields.get(name, 0)) for name in COUNTS})
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Counts to add to a queue's hash for `day`, passed to the routing
+    script that makes the change they count (count_today in match.lib.lua),
+    so the change and its count land together."""
+
+    day: str
+    queue: str
+    counts: tuple[str, ...]
+
+    def arg(self) -> str:
+        return " ".join((self.day, self.queue, str(DAY_TTL_S), *self.counts))
+
+
+def tally_arg(tally: Tally | None) -> str:
+    """A routing script's tally argument: empty counts nothing."""
+    return tally.arg() if tally is not None and tally.counts else ""
+
+
 class DailyCounts:
     def __init__(self, redis: Redis, keys: Keys, zone: ZoneInfo, clock: Callable[[], float] = time.time) -> None:
         """`redis` with decode_responses=True; `clock` in epoch seconds."""
@@ -62,16 +81,22 @@ class DailyCounts:
     def today(self) -> str:
         return day_of(self._clock(), self._zone)
 
+    def tally(self, queue: str, *counts: str) -> Tally:
+        """One call in each of `counts` for `queue`, today: for a routing script to add."""
+        unknown = set(counts) - set(COUNTS)
+        if unknown:
+            raise ValueError(f"unknown counts {sorted(unknown)}; known: {COUNTS}")
+        return Tally(self.today(), queue, counts)
+
     async def add(self, queue: str, *counts: str) -> None:
-        """Count one call in each of `counts` for `queue`, today.
+        """Count one call in each of `counts` for `queue`, today, where no
+        routing script changes the call (RoutingStore methods take a tally).
 
         One MULTI: the increments and the expiry land together or not at all,
         and HINCRBY adds atomically whatever the other engines do meanwhile.
         """
-        unknown = set(counts) - set(COUNTS)
-        if unknown:
-            raise ValueError(f"unknown counts {sorted(unknown)}; known: {COUNTS}")
-        key = self._keys.day(self.today(), queue)
+        tally = self.tally(queue, *counts)
+        key = self._keys.day(tally.day, queue)
         with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 for name in counts:

@@ -24,6 +24,7 @@ from routing.advocates import (
     advocate_from_hash,
     allowed_sources,
 )
+from routing.daily import Tally, tally_arg
 from routing.errors import (
     Conflict,
     InvalidTransition,
@@ -195,12 +196,13 @@ class RoutingStore:
     # -- calls -------------------------------------------------------------
 
     async def enqueue(
-        self, call: WaitingCall, fields: Mapping[str, str], ttl_s: int
+        self, call: WaitingCall, fields: Mapping[str, str], ttl_s: int, tally: Tally | None = None
     ) -> list[Offer]:
         """Queue a call (with free metadata `fields`); the call hash expires
         `ttl_s` after its last routing change. Conflict if the id is known.
         A non-empty `sip_call_id` field makes the call findable by that
-        Call-ID (call_for_sip_id) for `ttl_s`, in the same step."""
+        Call-ID (call_for_sip_id) for `ttl_s`, in the same step; so are
+        today's counts in `tally` (not when the call is known already)."""
         if call.queue not in self._queue_names:
             raise ValueError(f"unknown queue {call.queue!r}")
         if ttl_s <= 0:
@@ -209,7 +211,7 @@ class RoutingStore:
         k = self._keys
         args: list[str | int] = [
             k.prefix, self._now_ms(), call.call_id, call.queue, call.priority,
-            call.arrival_ms, call.score, call.owner, ttl_s,
+            call.arrival_ms, call.score, call.owner, ttl_s, tally_arg(tally),
         ]
         for field, value in fields.items():
             args += [field, value]
@@ -222,21 +224,23 @@ class RoutingStore:
             raise Conflict(f"call {call.call_id!r} is already known")
         return _offers(reply)
 
-    async def _offer_event(self, script, call_id: str, advocate_id: str) -> list[str]:
+    async def _offer_event(self, script, call_id: str, advocate_id: str, *more: str | int) -> list[str]:
         k = self._keys
         with redis_errors():
             reply = await script(
                 keys=[k.advocate(advocate_id), k.call(call_id), k.ringing()],
-                args=[k.prefix, call_id, advocate_id, self._now_ms()],
+                args=[k.prefix, call_id, advocate_id, self._now_ms(), *more],
             )
         if reply[0] == "stale":
             raise StaleOffer(call_id, advocate_id)
         return reply
 
-    async def offer_answered(self, call_id: str, advocate_id: str) -> None:
-        """The advocate answered: ringing -> on_call, offered -> bridged.
+    async def offer_answered(self, call_id: str, advocate_id: str, *, waited_ms: int,
+                             tally: Tally | None = None) -> None:
+        """The advocate answered: ringing -> on_call, offered -> bridged; the
+        call's record gets answered_by and waited_ms, today's counts `tally`.
         StaleOffer if that offer is no longer ringing (e.g. cancelled)."""
-        await self._offer_event(self._scripts.offer_answered, call_id, advocate_id)
+        await self._offer_event(self._scripts.offer_answered, call_id, advocate_id, waited_ms, tally_arg(tally))
 
     async def offer_failed(self, call_id: str, advocate_id: str) -> list[Offer]:
         """No answer: the advocate goes away, the call is first in line again."""

@@ -3,12 +3,13 @@
 -- KEYS[3] (only when the call has a SIP Call-ID) the Call-ID's index string
 -- ARGV[1] key prefix  ARGV[2] now ms      ARGV[3] call id   ARGV[4] queue
 -- ARGV[5] priority    ARGV[6] arrival ms  ARGV[7] score     ARGV[8] owner
--- ARGV[9] ttl seconds ARGV[10..] metadata field, value, field, value...
+-- ARGV[9] ttl seconds ARGV[10] today's counts ('' or a Tally, see count_today)
+-- ARGV[11..] metadata field, value, field, value...
 -- Reply: {'ok', offer json...} | {'duplicate_call'}
 local p, now_ms, call_id, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate_call'} end
 -- One HSET: the metadata (never a routing field: RoutingStore checks) and the routing fields.
-local fields = {unpack(ARGV, 10)}
+local fields = {unpack(ARGV, 11)}
 for _, v in ipairs({'queue', queue, 'priority', ARGV[5], 'arrival_ms', ARGV[6], 'score', ARGV[7],
                     'owner', ARGV[8], 'ttl_s', ARGV[9], 'state', 'waiting'}) do
   fields[#fields + 1] = v
@@ -17,4 +18,5 @@ redis.call('HSET', KEYS[1], unpack(fields))
 touch_call(KEYS[1], ARGV[9])
 if KEYS[3] then redis.call('SET', KEYS[3], call_id, 'EX', ARGV[9]) end
 redis.call('ZADD', KEYS[2], ARGV[7], call_id)
+count_today(p, ARGV[10])
 return reply_ok(match(p, {queue}, now_ms))

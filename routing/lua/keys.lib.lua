@@ -10,3 +10,4 @@ local function ringing_key(p) return p .. 'ringing' end
 local function offers_channel(p, owner) return p .. 'offers:' .. owner end
 local function advocates_key(p) return p .. 'advocates' end
 local function answered_key(p, queue) return p .. 'q:' .. queue .. ':answered' end
+local function day_key(p, day, queue) return p .. 'day:' .. day .. ':' .. queue end

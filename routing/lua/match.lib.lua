@@ -27,6 +27,17 @@ local function touch_call(ckey, ttl)
   if ttl then redis.call('EXPIRE', ckey, ttl) end
 end
 
+-- Today's counts (routing/daily.py), added in the script that makes the
+-- change they count: an engine dying between the two cannot lose one.
+-- tally: '' (count nothing) or 'day queue ttl_s name name...' (Tally.arg()).
+local function count_today(p, tally)
+  local day, queue, ttl, names = string.match(tally or '', '^(%S+) (%S+) (%d+) (.+)$')
+  if not day then return end
+  local key = day_key(p, day, queue)
+  for name in string.gmatch(names, '%S+') do redis.call('HINCRBY', key, name, 1) end
+  redis.call('EXPIRE', key, ttl)
+end
+
 local function make_available(p, adv_id, queues, idle_since)
   for _, q in ipairs(queues) do redis.call('ZADD', available_key(p, q), idle_since, adv_id) end
 end

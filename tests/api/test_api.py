@@ -199,7 +199,7 @@ async def test_a_supervisor_may_act_on_another_advocate(client, store):
 async def test_ending_wrap_up_makes_the_advocate_available(client, store):
     await store.set_state("ana", "available")
     await store.enqueue(WaitingCall("w1", "english", 5, 1_000, "e1"), {}, 60)
-    await store.offer_answered("w1", "ana")
+    await store.offer_answered("w1", "ana", waited_ms=0)
     await store.call_ended("w1", "ana")
     assert str((await store.get_advocate("ana")).state) == "wrap_up"
 
@@ -448,7 +448,7 @@ class MonitorCalls:
 async def bridged_call(store: RoutingStore, call_id: str = "c1") -> None:
     await store.enqueue(WaitingCall(call_id, "english", 5, 1_000, "e1"), {"language": "en"}, 60)
     await store.set_state("ana", AdvocateState.AVAILABLE)  # offered to ana at once
-    await store.offer_answered(call_id, "ana")
+    await store.offer_answered(call_id, "ana", waited_ms=0)
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ class ApiInThread:
                                         frozenset(roles), sha(token))
         await store.set_state("ana", AdvocateState.AVAILABLE)
         await store.enqueue(WaitingCall(CONNECTED_CALL, "english", 5, 1_000, "e1"), {"language": "en"}, 600)
-        await store.offer_answered(CONNECTED_CALL, "ana")
+        await store.offer_answered(CONNECTED_CALL, "ana", waited_ms=0)
         catalog = LanguageCatalog.load()
         raw = tomllib.loads(SANDBOX_CONFIG.read_text())["interpreters"]
         providers = validate_interpreters(InterpreterSettings(**raw), catalog).providers

@@ -29,7 +29,7 @@ async def wrap_up_after(store: RoutingStore, advocate: str = "ana", call_id: str
     await store.set_state(advocate, "available")
     await store.enqueue(WaitingCall(call_id, "english", 5, 1_000, "e1"),
                         {"call_type": call_type, "caller_ref": "0123abcd"}, 60)
-    await store.offer_answered(call_id, advocate)
+    await store.offer_answered(call_id, advocate, waited_ms=0)
     await store.call_ended(call_id, advocate)
 
 

@@ -55,7 +55,7 @@ async def drive_to(store: RoutingStore, clock: ManualClock, advocate_id: str, st
     assert [(o.call_id, o.advocate_id) for o in offers] == [(call_id, advocate_id)]
     if state is AdvocateState.RINGING:
         return
-    await store.offer_answered(call_id, advocate_id)
+    await store.offer_answered(call_id, advocate_id, waited_ms=0)
     if state is AdvocateState.WRAP_UP:
         await store.call_ended(call_id, advocate_id)
 

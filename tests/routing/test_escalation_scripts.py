@@ -61,7 +61,7 @@ async def test_only_a_waiting_call_escalates(store, clock):
 
     assert await store.escalate("waiting") == [("s1", "PJSIP/s1@phones")]
     assert await store.escalate("waiting") is None  # already escalating
-    await store.offer_answered("offered", "a1")
+    await store.offer_answered("offered", "a1", waited_ms=0)
     assert await store.escalate("offered") is None  # bridged
 
 
@@ -258,7 +258,7 @@ async def answer_next(store: RoutingStore, clock: ManualClock, call_id: str, que
     assert [(o.call_id, o.advocate_id) for o in offers] == [(call_id, "a1")]
     clock.advance_ms(3_000)
     answered_ms = int(clock.now * 1000)
-    await store.offer_answered(call_id, "a1")
+    await store.offer_answered(call_id, "a1", waited_ms=0)
     await store.call_ended(call_id, "a1")
     await store.set_state("a1", S.AVAILABLE)
     return answered_ms
@@ -269,10 +269,10 @@ async def test_answer_time_goes_on_the_queues_recent_answers_once(store, clock, 
     await store.set_state("a1", S.AVAILABLE)
     await enqueue(store, clock, "c1")
     clock.advance_ms(2_500)
-    await store.offer_answered("c1", "a1")
+    await store.offer_answered("c1", "a1", waited_ms=0)
     answered_ms = int(clock.now * 1000)
     clock.advance_ms(1_000)
-    await store.offer_answered("c1", "a1")  # a repeated event
+    await store.offer_answered("c1", "a1", waited_ms=0)  # a repeated event
 
     assert await store.recent_answers("english") == [answered_ms]
     assert await store.recent_answers("spanish") == []
@@ -293,7 +293,7 @@ async def test_widened_call_counts_towards_the_queue_it_was_answered_from(store,
     offers = await store.set_state("a1", S.AVAILABLE)
     assert [(o.call_id, o.queue) for o in offers] == [("es1", "english")]
     clock.advance_ms(4_000)
-    await store.offer_answered("es1", "a1")
+    await store.offer_answered("es1", "a1", waited_ms=0)
     assert await store.recent_answers("english") == [int(clock.now * 1000)]
     assert await store.recent_answers("spanish") == []
 

@@ -76,10 +76,10 @@ async def test_crisis_call_in_either_queue_an_advocate_serves_is_offered_first(s
 
     first = await store.set_state("a1", S.AVAILABLE)
     assert pairs(first) == [("crisis-english", "a1")]  # the older of the two crisis calls
-    await store.offer_answered("crisis-english", "a1")
+    await store.offer_answered("crisis-english", "a1", waited_ms=0)
     await store.call_ended("crisis-english", "a1")
     assert pairs(await store.set_state("a1", S.AVAILABLE)) == [("crisis-spanish", "a1")]
-    await store.offer_answered("crisis-spanish", "a1")
+    await store.offer_answered("crisis-spanish", "a1", waited_ms=0)
     await store.call_ended("crisis-spanish", "a1")
     # Then the oldest call of either queue: en0 arrived just before es0.
     assert pairs(await store.set_state("a1", S.AVAILABLE)) == [("en0", "a1")]
@@ -242,7 +242,7 @@ class Hotline:
         ringing = sorted(a for a, c in self.holder.items() if self.calls[c].status == "offered")
         if ringing:
             advocate_id = ringing[n % len(ringing)]
-            await self.store.offer_answered(self.holder[advocate_id], advocate_id)
+            await self.store.offer_answered(self.holder[advocate_id], advocate_id, waited_ms=0)
             self.calls[self.holder[advocate_id]].status = "bridged"
 
     async def end(self, n: int) -> None:

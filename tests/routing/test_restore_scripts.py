@@ -81,7 +81,7 @@ async def test_a_ringing_call_restored_can_be_answered_and_an_intact_one_is_unch
     before = await store.get_advocate("a1")
     await restore.restore_call(call("c1"), "offered", ["a1"], {}, TTL_S)  # Redis had it: no change
     assert await store.get_advocate("a1") == before
-    await store.offer_answered("c1", "a1")
+    await store.offer_answered("c1", "a1", waited_ms=0)
     assert (await store.get_advocate("a1")).state is S.ON_CALL
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections import Counter
 
@@ -49,7 +50,10 @@ async def test_two_engines_never_double_offer(redis_url, redis_client):
         ops, kinds = [], []
         for o in first:
             for engine in engines:
-                ops.append(getattr(engine, outcome[o.call_id])(o.call_id, o.advocate_id))
+                report = getattr(engine, outcome[o.call_id])
+                if outcome[o.call_id] == "offer_answered":
+                    report = functools.partial(report, waited_ms=0)
+                ops.append(report(o.call_id, o.advocate_id))
                 kinds.append(outcome[o.call_id])
         for n in range(CALLS, CALLS + 10):
             call_ids.add(f"c{n}")

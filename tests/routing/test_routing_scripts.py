@@ -247,8 +247,8 @@ async def test_call_whose_hash_expired_is_dropped_not_offered(store, redis_clien
 async def test_answered_offer_becomes_a_bridged_call_and_repeats_are_harmless(store):
     await add_advocate(store, "a1", available=True)
     await store.enqueue(call("c1"), {}, TTL_S)
-    await store.offer_answered("c1", "a1")
-    await store.offer_answered("c1", "a1")
+    await store.offer_answered("c1", "a1", waited_ms=0)
+    await store.offer_answered("c1", "a1", waited_ms=0)
     assert (await store.get_advocate("a1")).state is S.ON_CALL
     assert (await store.get_call("c1"))["state"] == "bridged"
 
@@ -301,7 +301,7 @@ async def test_caller_hanging_up_while_ringing_returns_advocate_to_the_front(sto
     assert (await store.get_call("c1"))["state"] == "ended"
     assert pairs(await store.enqueue(call("c2"), {}, TTL_S)) == [("c2", "a1")]
     with pytest.raises(StaleOffer):
-        await store.offer_answered("c1", "a1")
+        await store.offer_answered("c1", "a1", waited_ms=0)
 
 
 async def test_cancelled_offer_frees_the_advocate_for_the_next_waiting_call(store):
@@ -329,7 +329,7 @@ async def test_ended_call_puts_advocate_in_wrap_up_until_they_choose(store):
     await store.enqueue(call("c1"), {}, TTL_S)
     with pytest.raises(StaleOffer):
         await store.call_ended("c1", "a1")  # not bridged yet
-    await store.offer_answered("c1", "a1")
+    await store.offer_answered("c1", "a1", waited_ms=0)
     await store.call_ended("c1", "a1")
     await store.call_ended("c1", "a1")
     adv = await store.get_advocate("a1")
@@ -395,7 +395,7 @@ async def test_offer_never_answered_is_found_by_the_sweep(store, clock):
     clock.advance_ms(61_000)
     await store.enqueue(call("c2"), {}, TTL_S)
     assert [o.call_id for o in await store.stale_offers(60)] == ["c1"]
-    await store.offer_answered("c1", "a1")
+    await store.offer_answered("c1", "a1", waited_ms=0)
     assert await store.stale_offers(60) == []
 
 

@@ -128,7 +128,7 @@ class Engine:
             if self.calls[call_id] != "ringing" or self.advocate[call_id] != advocate_id:
                 return
             if fate < 0.65:
-                await self.store.offer_answered(call_id, advocate_id)
+                await self.store.offer_answered(call_id, advocate_id, waited_ms=0)
                 self.calls[call_id] = "connected"
                 self.spawn(self.talk(call_id, advocate_id), f"talk-{call_id}")
             elif fate < 0.85:  # no answer: the advocate goes away, the call is first in line again

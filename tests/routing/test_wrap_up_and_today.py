@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from routing import AdvocateState, RoutingStore, UnknownAdvocate, WaitingCall, hash_token
+from routing import AdvocateState, Conflict, RoutingStore, UnknownAdvocate, WaitingCall, hash_token
 from routing.daily import DAY_TTL_S, DailyCounts, DayCounts, day_of
 from routing_support import TEST_KEYS, ManualClock, assert_routing_invariants
 
@@ -29,7 +29,7 @@ async def advocate(store: RoutingStore, advocate_id: str, *, available: bool = F
 async def in_wrap_up(store: RoutingStore, advocate_id: str, call_id: str, call_type: str = "tip") -> None:
     """`advocate_id` (available, nothing waiting) takes `call_id` and it ends."""
     await store.enqueue(WaitingCall(call_id, "english", 5, 1_000, "e1"), {"call_type": call_type}, TTL_S)
-    await store.offer_answered(call_id, advocate_id)
+    await store.offer_answered(call_id, advocate_id, waited_ms=0)
     await store.call_ended(call_id, advocate_id)
 
 
@@ -187,6 +187,32 @@ async def test_engines_counting_at_once_lose_no_increment(redis_url, redis_clien
     assert (counts["english"].offered, counts["english"].answered) == (200, 200)
 
 
+async def test_the_routing_scripts_count_the_changes_they_make_once(store, redis_client):
+    clock = ManualClock(at("2026-11-28T23:59:00"))
+    daily = DailyCounts(redis_client, TEST_KEYS, NEW_YORK, clock=clock)
+    await advocate(store, "a1", available=True)
+    call = WaitingCall("c1", "english", 5, 1_000, "e1")
+    await store.enqueue(call, {}, TTL_S, tally=daily.tally("english", "offered"))
+    with pytest.raises(Conflict):  # a call joins the line once, and is counted once
+        await store.enqueue(call, {}, TTL_S, tally=daily.tally("english", "offered"))
+    answered = daily.tally("english", "answered", "answered_within_target")
+    await store.offer_answered("c1", "a1", waited_ms=1_500, tally=answered)
+    await store.offer_answered("c1", "a1", waited_ms=1_500, tally=answered)  # a repeated event
+    # The entry queue's counts, whatever queue the script was given the call in.
+    await store.enqueue(WaitingCall("c2", "spanish", 5, 2_000, "e1"), {}, TTL_S,
+                        tally=daily.tally("english", "offered"))
+    await store.enqueue(WaitingCall("c3", "spanish", 5, 3_000, "e1"), {}, TTL_S)  # written back: not counted
+
+    day, counts = await daily.read(["english", "spanish"])
+    assert day == "2026-11-28"
+    assert counts == {"english": DayCounts(offered=2, answered=1, answered_within_target=1), "spanish": DayCounts()}
+    assert DAY_TTL_S - 5 < await redis_client.ttl(TEST_KEYS.day("2026-11-28", "english")) <= DAY_TTL_S
+    record = await store.get_call("c1")
+    assert (record["answered_by"], record["waited_ms"], record["state"]) == ("a1", "1500", "bridged")
+
+
 async def test_an_unknown_count_is_refused_before_redis_is_touched(redis_client):
     with pytest.raises(ValueError, match="unknown counts"):
         await DailyCounts(redis_client, TEST_KEYS, NEW_YORK).add("english", "offred")
+    with pytest.raises(ValueError, match="unknown counts"):
+        DailyCounts(redis_client, TEST_KEYS, NEW_YORK).tally("english", "answerd")
