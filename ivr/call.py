@@ -204,6 +204,8 @@ class CallActor:
         actions = session.start()
         log.info("call %s on the %s line%s", self.key, self.s.config.line_kind(self.did),
                  " (relay)" if self.relay else "")
+        # dialplans/extensions.conf answers before Stasis; another dialplan may leave it to us.
+        up = event.channel.state == "Up"
         skips_menu = any(isinstance(a, Finish) for a in actions) and not any(isinstance(a, Play) for a in actions)
         if skips_menu and self.sip_call_id:
             # A line that skips the menu: the caller joins the line while
@@ -211,26 +213,26 @@ class CallActor:
             # sooner. (The music may start a moment before the answer: early
             # media.) Not while the SIP Call-ID is still to be read: the
             # record written as the call joins the line carries it.
-            menu, picked_up = await asyncio.gather(self._menu(actions), self._pick_up(), return_exceptions=True)
+            menu, picked_up = await asyncio.gather(self._menu(actions), self._pick_up(up), return_exceptions=True)
             for outcome in (menu, picked_up):
                 if isinstance(outcome, BaseException):
                     raise outcome
             if not picked_up:
                 await self._caller_gone("hung up before answer")
             return
-        if not await self._pick_up():
+        if not await self._pick_up(up):
             await self._caller_gone("hung up before answer")
             return
         await self._menu(actions)
 
-    async def _pick_up(self) -> bool:
-        """Answer the caller (reading the SIP Call-ID meanwhile if the dialplan
-        did not pass it); False if they are gone."""
+    async def _pick_up(self, up: bool) -> bool:
+        """Answer the caller unless the dialplan did (`up`), learning the SIP
+        Call-ID meanwhile if the dialplan did not pass it; False if they are gone."""
         try:
-            if self.sip_call_id:
-                await self.s.rest.answer(self.channel)
+            if up:
+                await self._learn_sip_call_id()
             else:
-                _, self.sip_call_id = await asyncio.gather(self.s.rest.answer(self.channel), self._sip_call_id())
+                await asyncio.gather(self.s.rest.answer(self.channel), self._learn_sip_call_id())
         except AriNotFound:
             return False
         return True
@@ -354,13 +356,15 @@ class CallActor:
             await self._hangup(self.channel)
             await self._finish_connected("advocate hung up")
 
-    async def _sip_call_id(self) -> str:
+    async def _learn_sip_call_id(self) -> None:
         # Carriers ask for the SIP Call-ID in trouble tickets; it names the
-        # call, never the caller.
+        # call, never the caller. dialplans/extensions.conf passes it.
+        if self.sip_call_id:
+            return
         try:
-            return await self.s.rest.get_var(self.channel, "CHANNEL(pjsip,call-id)")
+            self.sip_call_id = await self.s.rest.get_var(self.channel, "CHANNEL(pjsip,call-id)")
         except AriError:
-            return ""
+            pass
 
     async def _menu(self, actions: tuple[object, ...]) -> None:
         for action in actions:
