@@ -199,7 +199,10 @@ class RoutingStore:
         self, call: WaitingCall, fields: Mapping[str, str], ttl_s: int, tally: Tally | None = None
     ) -> list[Offer]:
         """Queue a call (with free metadata `fields`); the call hash expires
-        `ttl_s` after its last routing change. Conflict if the id is known.
+        `ttl_s` after its last routing change. Conflict if the id is known
+        for another call; the same call again (queue, priority, arrival and
+        owner alike: a retry after a late reply) changes nothing and returns
+        no offer, those of the first run having been published.
         A non-empty `sip_call_id` field makes the call findable by that
         Call-ID (call_for_sip_id) for `ttl_s`, in the same step; so are
         today's counts in `tally` (not when the call is known already)."""

@@ -7,7 +7,16 @@
 -- ARGV[11..] metadata field, value, field, value...
 -- Reply: {'ok', offer json...} | {'duplicate_call'}
 local p, now_ms, call_id, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate_call'} end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- The same call again: redis-py runs a script again when its reply came
+  -- late (a timeout), and the first run queued it. Harmless, counted once;
+  -- an offer the first run made went out on pub/sub.
+  local known = redis.call('HMGET', KEYS[1], 'queue', 'priority', 'arrival_ms', 'owner')
+  if known[1] == queue and known[2] == ARGV[5] and known[3] == ARGV[6] and known[4] == ARGV[8] then
+    return {'ok'}
+  end
+  return {'duplicate_call'}
+end
 -- One HSET: the metadata (never a routing field: RoutingStore checks) and the routing fields.
 local fields = {unpack(ARGV, 11)}
 for _, v in ipairs({'queue', queue, 'priority', ARGV[5], 'arrival_ms', ARGV[6], 'score', ARGV[7],

@@ -229,7 +229,20 @@ async def test_same_call_id_cannot_be_enqueued_twice(store):
     await store.enqueue(call("c1"), {}, TTL_S)
     with pytest.raises(Conflict):
         await store.enqueue(call("c1", priority=9), {}, TTL_S)
+    with pytest.raises(Conflict):
+        await store.enqueue(call("c1", queue="spanish"), {}, TTL_S)
     assert (await store.get_call("c1"))["priority"] == "5"
+
+
+async def test_the_same_enqueue_run_twice_queues_the_call_once(store, redis_client):
+    # redis-py runs a script again when its reply is late (a timeout); the
+    # caller must not be sent away as a conflict with themselves.
+    await add_advocate(store, "a1", ("en",), available=True)
+    first = await store.enqueue(call("c1"), {}, TTL_S)
+    assert pairs(first) == [("c1", "a1")]
+    assert await store.enqueue(call("c1"), {}, TTL_S) == []
+    assert (await store.get_call("c1"))["state"] == "offered"
+    assert (await store.get_advocate("a1")).state is S.RINGING
 
 
 async def test_call_whose_hash_expired_is_dropped_not_offered(store, redis_client):
