@@ -67,7 +67,7 @@ class Tally:
 
 def tally_arg(tally: Tally | None) -> str:
     """A routing script's tally argument: empty counts nothing."""
-    return tally.arg() if tally is not None and tally.counts else ""
+    return tally.arg() if tally is not None else ""
 
 
 class DailyCounts:
@@ -92,8 +92,9 @@ class DailyCounts:
         """Count one call in each of `counts` for `queue`, today, where no
         routing script changes the call (RoutingStore methods take a tally).
 
-        One MULTI: the increments and the expiry land together or not at all,
-        and HINCRBY adds atomically whatever the other engines do meanwhile.
+        One MULTI (count_today in match.lib.lua is its twin inside a script):
+        the increments and the expiry land together or not at all, and
+        HINCRBY adds atomically whatever the other engines do meanwhile.
         """
         tally = self.tally(queue, *counts)
         key = self._keys.day(tally.day, queue)

@@ -17,13 +17,9 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   end
   return {'duplicate_call'}
 end
--- One HSET: the metadata (never a routing field: RoutingStore checks) and the routing fields.
-local fields = {unpack(ARGV, 11)}
-for _, v in ipairs({'queue', queue, 'priority', ARGV[5], 'arrival_ms', ARGV[6], 'score', ARGV[7],
-                    'owner', ARGV[8], 'ttl_s', ARGV[9], 'state', 'waiting'}) do
-  fields[#fields + 1] = v
-end
-redis.call('HSET', KEYS[1], unpack(fields))
+-- One HSET: the routing fields and the metadata (never a routing field: RoutingStore checks).
+redis.call('HSET', KEYS[1], 'queue', queue, 'priority', ARGV[5], 'arrival_ms', ARGV[6], 'score', ARGV[7],
+  'owner', ARGV[8], 'ttl_s', ARGV[9], 'state', 'waiting', unpack(ARGV, 11))
 touch_call(KEYS[1], ARGV[9])
 if KEYS[3] then redis.call('SET', KEYS[3], call_id, 'EX', ARGV[9]) end
 redis.call('ZADD', KEYS[2], ARGV[7], call_id)
