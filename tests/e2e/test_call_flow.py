@@ -91,6 +91,16 @@ async def test_caller_waits_with_music_and_is_connected_when_an_advocate_logs_in
     assert await waiting_calls(engine) == []
 
 
+async def test_caller_matched_at_once_hears_music_while_the_advocate_rings(
+        engine, api: EngineApi, phones: PhonesClient):
+    # The engine starts the music after the advocate's ring, not beside the enqueue.
+    await phones.script(PHONES["ana"], never_answer=True)
+    await api.act("ana", "login")
+    call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+    await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+    assert await phones.listen(call["id"], seconds=2) > MUSIC_RMS
+
+
 async def test_advocate_who_does_not_answer_goes_away_and_the_next_advocate_rings(
         engine, api: EngineApi, phones: PhonesClient, ari: AriRest):
     await phones.script(PHONES["ana"], never_answer=True)
