@@ -3,16 +3,17 @@
 The engine is pointed at the relay instead of Redis or ARI; the relay can
 then drop the connections it carries and refuse new ones, which is what a
 network fault looks like to the engine (Redis out of reach with its data
-intact, the ARI events WebSocket cut while Asterisk runs on). Connections are
-told apart by the first bytes the client sends, so ``block(b"/ari/events")``
-cuts the events WebSocket and leaves the engine's REST requests alone.
+intact, the ARI events WebSocket cut while Asterisk runs on), or hold back
+one reply (a server answering late). Connections are told apart by the
+first bytes the client sends, so ``block(b"/ari/events")`` cuts the events
+WebSocket and leaves the engine's REST requests alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: dict[asyncio.Task[None], bytes] = {}  # each connection's relay -> its first bytes
         self._blocked: list[bytes] = []
+        self._late: tuple[bytes, float] | None = None  # see delay_reply
+        self.delayed = 0  # replies held back so far
 
     @property
     def port(self) -> int:
@@ -67,6 +70,19 @@ class TcpProxy:
     def unblock(self) -> None:
         self._blocked.clear()
 
+    def delay_reply(self, marker: bytes, seconds: float) -> None:
+        """Hold back by `seconds` what the server sends next on the connection
+        that carries the next request holding `marker`: its reply, late. Once."""
+        self._late = (marker, seconds)
+
+    def _late_for(self, request: bytes) -> float:
+        """How long to hold the reply to `request` (0: not at all)."""
+        if self._late is None or self._late[0] not in request:
+            return 0.0
+        seconds, self._late = self._late[1], None
+        self.delayed += 1
+        return seconds
+
     def connections(self, marker: bytes = b"") -> int:
         return sum(1 for head in self._links.values() if marker in head)
 
@@ -90,7 +106,7 @@ class TcpProxy:
         except OSError:
             writer.close()
             return
-        relay = asyncio.ensure_future(_relay(head, (reader, writer), upstream))
+        relay = asyncio.ensure_future(_relay(head, (reader, writer), upstream, self._late_for))
         self._links[relay] = head
         try:
             await asyncio.gather(relay, return_exceptions=True)
@@ -99,10 +115,21 @@ class TcpProxy:
 
 
 async def _relay(head: bytes, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 late_for: Callable[[bytes], float]) -> None:
+    hold = [late_for(head)]  # seconds the next reply waits; set by a request, spent by its reply
+
+    async def request(data: bytes) -> None:
+        hold[0] = hold[0] or late_for(data)
+
+    async def reply(data: bytes) -> None:
+        seconds, hold[0] = hold[0], 0.0
+        if seconds:
+            await asyncio.sleep(seconds)
+
     upstream[1].write(head)
-    pumps = [asyncio.ensure_future(_pump(client[0], upstream[1])),
-             asyncio.ensure_future(_pump(upstream[0], client[1]))]
+    pumps = [asyncio.ensure_future(_pump(client[0], upstream[1], request)),
+             asyncio.ensure_future(_pump(upstream[0], client[1], reply))]
     try:
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -114,9 +141,12 @@ async def _relay(head: bytes, client: tuple[asyncio.StreamReader, asyncio.Stream
         upstream[1].close()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                before: Callable[[bytes], Awaitable[None]]) -> None:
+    """Copy until EOF, each chunk once `before` it is done."""
     try:
         while data := await reader.read(65536):
+            await before(data)
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,6 +17,7 @@ from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.sandbox.proxy import TcpProxy
 from ivr.settings import Settings
+from routing.scripts import script_source
 
 from .conftest import BACKUP_PHONE, PHONES, EngineApi, eventually, settings_with
 from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at, rang
@@ -170,6 +172,29 @@ async def test_redis_out_of_reach_and_back_ends_in_redis_the_calls_that_ended_me
         await phones.mark()
         await phones.place_call(CALLERS[2], TOLL_FREE, dtmf=TIP)
         await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering the next call")
+
+
+async def test_a_late_reply_to_the_enqueue_rings_the_advocate_once(
+        settings: Settings, phones: PhonesClient, http: aiohttp.ClientSession):
+    # The engine's Redis client gives up on a reply after a second
+    # (socket_timeout) and runs the command again. The enqueue's second run
+    # finds the call queued and makes no offer; the first run's offer comes
+    # by pub/sub. The caller must be neither sent to the fallback nor rung twice.
+    async with TcpProxy("127.0.0.1", settings.sandbox.redis_port) as proxy, \
+            engine_behind(proxy, http) as (engine, api):
+        await api.act("ana", "login")
+        await phones.mark()
+        # EVALSHA names its script by the SHA-1 of the source: the enqueue's request, no other.
+        proxy.delay_reply(hashlib.sha1(script_source("enqueue").encode()).hexdigest().encode(), 1.5)
+        await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+        await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S + 5, what="ana answering")
+        call = await eventually(lambda: the_bridged_call(engine), 5, "the call bridged")
+        assert proxy.delayed == 1, "the enqueue's reply was not held back"
+
+        assert len([e for e in phones.seen if rang(PHONES["ana"])(e)]) == 1
+        assert not [e for e in phones.seen if backup_rang_for(CALLERS[0])(e)]
+        assert await engine.store.waiting("english") == []
+        assert (await engine.store.get_call(call))["advocate"] == "ana"
 
 
 async def _seen(engine: Running, advocate_id: str, state: str) -> bool:
