@@ -461,9 +461,9 @@ class CallActor:
         # The music after the ring, not beside the enqueue: when many callers
         # arrive together, their music starts took Asterisk's CPU ahead of
         # the advocates' rings (bench, 50 at once, seven runs each: arrival
-        # to ring median 264 ms against 363). A caller with no advocate free hears
-        # it a Redis round trip later. Not over a message being said (its
-        # end starts the music), nor once the call has left the line.
+        # to ring median 264 ms against 363). A caller with no advocate free
+        # hears it a Redis round trip later. Not over a message being said
+        # (its end starts the music), nor once the call has left the line.
         if isinstance(self.state, (Waiting, Ringing, Escalating)) and self.hold.message is None:
             try:
                 await self.s.rest.start_moh(self.channel)
