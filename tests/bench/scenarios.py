@@ -60,6 +60,9 @@ class Arrivals:
     latencies_s: list[float] = field(default_factory=list)  # of the calls that rang their advocate
     placed: int = 0
 
+    def __add__(self, other: Arrivals) -> Arrivals:
+        return Arrivals(self.latencies_s + other.latencies_s, self.placed + other.placed)
+
 
 async def arrival_to_ring(side, phones: PhonesClient, ari: AriRest, advocates: Sequence[Advocate],
                           callers: int, rounds: int, ring_s: float) -> Arrivals:

@@ -10,7 +10,8 @@ phones (PJSIP/1001@carrier ...) on the sandbox's simulated PSTN:
 
 1. one caller waits; an advocate becomes available -> their phone rings;
 2. 1, 50 and 200 callers arrive at once with as many advocates free ->
-   each call's advocate rings (the bench line skips the menu on both sides);
+   each call's advocate rings (the bench line skips the menu on both sides;
+   three bursts a level, the sides taking turns);
 3. calls answered and talked: CPU seconds per answered call of the engine
    plus Asterisk (app_queue: Asterisk), from /proc, and the engine's memory;
 4. the Redis matcher alone (tests/bench/matcher.py, driven from C by
@@ -82,11 +83,17 @@ async def run_calls(args: argparse.Namespace, results: Results) -> None:
                 results.sides[side.name].available_to_ring_s = await scenarios.available_to_ring(
                     side, phones, ari, advocates[0], args.runs, rng)
             for callers in args.concurrency if 2 in args.scenarios else ():
-                rounds = args.single_rounds if callers == 1 else 1
-                for side in sides:
-                    progress(f"2. {side.name}: {callers} concurrent callers x {rounds}")
-                    results.sides[side.name].arrivals[callers] = await scenarios.arrival_to_ring(
-                        side, phones, ari, advocates, callers, rounds, settings.routing.advocate_ring_s)
+                # A burst's median moves with the machine's state from one
+                # minute to the next: the sides take turns, burst by burst.
+                turns, rounds = (1, args.single_rounds) if callers == 1 else (args.burst_rounds, 1)
+                for turn in range(turns):
+                    for side in sides:
+                        progress(f"2. {side.name}: {callers} concurrent callers x {rounds}"
+                                 + (f", burst {turn + 1} of {turns}" if turns > 1 else ""))
+                        measured = await scenarios.arrival_to_ring(
+                            side, phones, ari, advocates, callers, rounds, settings.routing.advocate_ring_s)
+                        arrivals = results.sides[side.name].arrivals
+                        arrivals[callers] = arrivals[callers] + measured if callers in arrivals else measured
             for side in sides if 3 in args.scenarios else ():
                 progress(f"3. {side.name}: {args.cpu_calls} calls answered, {args.talk_s:g} s each")
                 pids = {"asterisk": asterisk_pid, "redis": int(sandbox.redis.pidfile.read_text())}
@@ -124,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=20, help="scenario 1: runs per side")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 50, 200], help="scenario 2: callers at once")
     p.add_argument("--single-rounds", type=int, default=10, help="scenario 2: rounds of the 1-caller level")
+    p.add_argument("--burst-rounds", type=int, default=3,
+                   help="scenario 2: bursts per side at each level above one caller, the sides taking turns")
     p.add_argument("--cpu-calls", type=int, default=50, help="scenario 3: calls answered per side")
     p.add_argument("--talk-s", type=float, default=3.0, help="scenario 3: seconds each answered call lasts")
     p.add_argument("--matcher-advocates", type=int, default=1000)
