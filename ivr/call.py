@@ -468,8 +468,9 @@ class CallActor:
             try:
                 await self.s.rest.start_moh(self.channel)
             except AriNotFound:
-                # Gone during the menu's last moment; the call is in Redis now and
-                # leaves it as any caller who hangs up while waiting or ringing.
+                # Gone as they joined the line (the menu's last moment, or
+                # the ring just sent); the call is in Redis now and leaves it
+                # as any caller who hangs up while waiting or ringing.
                 await self._caller_gone("hung up in the menu")
 
     async def _count_today(self, *counts: str) -> None:

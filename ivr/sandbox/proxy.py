@@ -117,13 +117,15 @@ class TcpProxy:
 async def _relay(head: bytes, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  late_for: Callable[[bytes], float]) -> None:
-    hold = [late_for(head)]  # seconds the next reply waits; set by a request, spent by its reply
+    hold = late_for(head)  # seconds the next reply waits; set by a request, spent by its reply
 
     async def request(data: bytes) -> None:
-        hold[0] = hold[0] or late_for(data)
+        nonlocal hold
+        hold = hold or late_for(data)
 
     async def reply(data: bytes) -> None:
-        seconds, hold[0] = hold[0], 0.0
+        nonlocal hold
+        seconds, hold = hold, 0.0
         if seconds:
             await asyncio.sleep(seconds)
 

@@ -93,7 +93,7 @@ async def run_calls(args: argparse.Namespace, results: Results) -> None:
                         measured = await scenarios.arrival_to_ring(
                             side, phones, ari, advocates, callers, rounds, settings.routing.advocate_ring_s)
                         arrivals = results.sides[side.name].arrivals
-                        arrivals[callers] = arrivals[callers] + measured if callers in arrivals else measured
+                        arrivals[callers] = arrivals.get(callers, scenarios.Arrivals()) + measured
             for side in sides if 3 in args.scenarios else ():
                 progress(f"3. {side.name}: {args.cpu_calls} calls answered, {args.talk_s:g} s each")
                 pids = {"asterisk": asterisk_pid, "redis": int(sandbox.redis.pidfile.read_text())}
