@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import pytest
 import redis
 
-from tests.bench import matcher, versus_app_queue
+from tests.bench import idle_round_trip, matcher, versus_app_queue
 from tests.bench.report import SIDES
 
 
@@ -51,3 +51,12 @@ def test_versus_app_queue_runs_every_scenario_on_both_sides(tmp_path, capsys):
     assert results.matcher is not None and results.matcher.decisions > 0
     table = capsys.readouterr().out
     assert "1. advocate available -> ring" in table and "4. Redis matcher alone" in table
+
+
+def test_idle_round_trips_are_timed_both_ways_and_leave_nothing_behind(redis_url):
+    results = asyncio.run(idle_round_trip.measure(3, 0.001, redis={"url": redis_url, "password": None}))
+
+    assert sorted(results) == ["enqueue", "trivial"]
+    for trips in results.values():
+        assert trips.hot.n == trips.after_quiet.n == 3 and trips.hot.median > 0 and trips.after_quiet.median > 0
+    assert redis.Redis.from_url(redis_url).keys(f"{idle_round_trip.PREFIX}*") == []
