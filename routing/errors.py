@@ -8,7 +8,8 @@
     │                        event: log it with the ids and move on)
     ├── Conflict             the request clashes with stored state (call id
     │                        already enqueued, token hash owned by another)
-    └── RoutingUnavailable   Redis cannot be reached; nothing was decided
+    └── RoutingUnavailable   Redis cannot be reached, or refused the command
+                             (out of memory, read-only, ...): nothing to route with
 """
 
 from __future__ import annotations
@@ -65,3 +66,11 @@ def redis_errors() -> Iterator[None]:
         yield
     except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
         raise RoutingUnavailable(f"Redis unreachable: {exc}") from exc
+    except redis_exceptions.RedisError as exc:
+        # Redis answered but refused: out of memory (OOM), a replica after a
+        # failover (READONLY), a failed snapshot (MISCONF), a script running
+        # too long (BUSY), or a script's own error. To a caller that is a lost
+        # Redis: the fallback, not an error nobody handles. Only redis-py's
+        # class for it (OutOfMemoryError, ReadOnlyError...): the text may
+        # quote a script's arguments, and so would a logged traceback's cause.
+        raise RoutingUnavailable(f"Redis refused the command ({type(exc).__name__})") from None

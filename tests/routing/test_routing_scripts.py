@@ -461,6 +461,23 @@ async def test_unreachable_redis_raises_routing_unavailable(clock):
         await client.aclose()
 
 
+async def test_a_redis_that_refuses_writes_raises_routing_unavailable(store, redis_client):
+    # Out of memory with noeviction, as a full production Redis answers: the
+    # engine must take it as a lost Redis (callers to the fallback), not as
+    # an error no caller path handles.
+    await add_advocate(store, "a1")
+    used = int((await redis_client.info("memory"))["used_memory"])
+    await redis_client.config_set("maxmemory", used // 2)
+    try:
+        with pytest.raises(RoutingUnavailable, match=r"refused the command \(OutOfMemoryError\)"):
+            await store.enqueue(call("c1"), {}, 60)
+        with pytest.raises(RoutingUnavailable, match="OutOfMemoryError"):
+            await store.set_state("a1", S.AVAILABLE)
+    finally:
+        await redis_client.config_set("maxmemory", 0)
+    assert await store.waiting("english") == []
+
+
 async def test_equal_head_calls_in_two_queues_go_by_configured_queue_order(store):
     # Same priority, same millisecond: no call is better, so the order of the
     # queue configuration decides (english is configured before spanish).
