@@ -214,4 +214,6 @@ def parse_event(raw: dict[str, Any]) -> Event:
     try:
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
-        raise MalformedEvent(event_type, describe_validation_error(exc)) from exc
+        # from None: pydantic's own text quotes the input, which may hold a caller's number,
+        # and a logged traceback prints the cause.
+        raise MalformedEvent(event_type, describe_validation_error(exc)) from None

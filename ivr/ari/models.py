@@ -107,4 +107,6 @@ def parse_model(model: type[M], data: object, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise AriError(f"unexpected {what} from ARI: {describe_validation_error(exc)}") from exc
+        # from None: pydantic's own text quotes the input (a channel's caller number),
+        # and a logged traceback prints the cause.
+        raise AriError(f"unexpected {what} from ARI: {describe_validation_error(exc)}") from None
