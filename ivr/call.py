@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 
-from ivr.ari.errors import AriError, AriNotFound
+from ivr.ari.errors import AriError, AriNotFound, AriUnavailable
 from ivr.ari.events import (
     ChannelDestroyed,
     ChannelDtmfReceived,
@@ -84,6 +84,9 @@ log = logging.getLogger(__name__)
 
 # How long the advocate may pause between the digits of a feature code.
 FEATURE_CODE_TIMEOUT_S = 3.0
+# Pauses between attempts to hand a caller to the dialplan fallback while
+# Asterisk does not answer (a request times out, or a 5xx).
+FALLBACK_RETRIES_S = (0.5, 1.0, 2.0)
 
 
 class CallActor:
@@ -126,6 +129,37 @@ class CallActor:
     # -- entry ----------------------------------------------------------------
 
     async def handle(self, item: object) -> None:
+        try:
+            await self._handle(item)
+        except Exception as exc:  # whatever failed, the caller needs a way out
+            if isinstance(self.state, (Connected, Ended)):
+                raise  # with a human, or over: it goes on as it is (the dispatcher logs it)
+            await self._rescue(item, exc)
+
+    async def _rescue(self, item: object, exc: Exception) -> None:
+        """No step of the call handled `exc` (Asterisk or Redis failing
+        mid-step, or a bug): whatever state it left, a caller not yet with a
+        human goes to the backup destination rather than stay in silence or
+        in a line nobody serves."""
+        what = getattr(item, "type", type(item).__name__)
+        state = self.state
+        log.error("call %s: %s handling %s in %s; to the backup destination", self.key, type(exc).__name__,
+                  what, type(state).__name__, exc_info=exc)
+        self.timers.cancel_all()
+        try:
+            match state:
+                case Ringing(offer=offer, leg=leg):
+                    await self._hangup(leg)
+                    await self._release(offer)
+                case Waiting():
+                    await self.s.store.abandon(self.key)  # an offer in flight: _after_end releases it
+                case Escalating(escalation=escalation):
+                    await escalation.give_up()
+        except Exception as cleanup:  # noqa: BLE001 - the caller's way out comes first
+            log.error("call %s: could not release its routing (%s)", self.key, type(cleanup).__name__)
+        await self._to_fallback("engine_error")
+
+    async def _handle(self, item: object) -> None:
         if isinstance(self.state, Ended):
             await self._after_end(item)
             return
@@ -160,7 +194,8 @@ class CallActor:
             case MonitorRequest():
                 await self._monitor_request(item)
             case PlaybackFinished(playback=playback) if self.hold.finished(playback.id):
-                if isinstance(self.state, (Waiting, Escalating)):
+                # Ringing too: an offer may come while a message is being said.
+                if isinstance(self.state, (Waiting, Ringing, Escalating)):
                     await self.hold.music()
                 if isinstance(self.state, Waiting):
                     self._arm_comfort()
@@ -472,6 +507,10 @@ class CallActor:
                 # the ring just sent); the call is in Redis now and leaves it
                 # as any caller who hangs up while waiting or ringing.
                 await self._caller_gone("hung up in the menu")
+            except AriError as exc:
+                # Asterisk slow or out of reach: the call keeps its place in
+                # line; the comfort message's end starts the music again.
+                log.warning("call %s: hold music not started (%s)", self.key, type(exc).__name__)
 
     async def _count_today(self, *counts: str) -> None:
         """Today's counts on the wallboard, shared by every engine: counted
@@ -606,7 +645,10 @@ class CallActor:
             await self._caller_gone("hung up as the advocate answered")
             return
         except AriError as exc:
-            if recorded or not isinstance(self.state, Ringing):
+            if recorded:
+                await self._supervisor_not_connected(offer, leg, bridge, exc)
+                return
+            if not isinstance(self.state, Ringing):
                 raise
             # Asterisk too slow or out of reach: the caller is not connected
             # and must not be left in silence. The advocate's leg is let go
@@ -647,6 +689,27 @@ class CallActor:
         except RoutingError:
             log.error("call %s: could not record the answer in Redis; the call goes on", self.key)
         log.info("call %s connected to advocate %s after %.1f s", self.key, offer.advocate_id, waited)
+
+    async def _supervisor_not_connected(self, offer: Offer, leg: str, bridge: str, exc: AriError) -> None:
+        """A supervisor answered the crisis call but Asterisk could not bridge
+        them (their phone hung up at once, or Asterisk failing). The
+        escalation is settled in Redis with them on the call: that call ends
+        there (they go to wrap-up), and the caller goes to the backup
+        destination, the escalation's own last resort."""
+        log.error("call %s: could not connect supervisor %s (%s); to the backup destination", self.key,
+                  offer.advocate_id, type(exc).__name__)
+        await self._hangup(leg)
+        try:
+            await self.s.rest.destroy_bridge(bridge)
+        except AriError:
+            pass  # never made, or Asterisk is away
+        self.s.dispatcher.unroute(bridge)
+        try:
+            await self.s.store.call_ended(self.key, offer.advocate_id)
+        except RoutingError:
+            log.error("call %s: could not record the end in Redis", self.key)
+        self.s.wrap_up.start(offer.advocate_id, self.key)
+        await self._to_fallback("crisis_escalation")
 
     async def _leg_gone(self) -> None:
         if isinstance(self.state, Ringing):
@@ -721,7 +784,8 @@ class CallActor:
         if isinstance(self.state, Waiting):
             self.s.metrics.comfort_messages.labels(queue=self._plan.entry_queue).inc()
             log.info("call %s: %s", self.key, said)
-            await self.hold.say(media)
+            if not await self.hold.say(media):
+                self._arm_comfort()  # no end of it will re-arm the timer
 
     async def _max_wait(self, waiting: Waiting) -> None:
         """Nobody answered within the queue's maximum wait: the backup destination, announced."""
@@ -977,15 +1041,26 @@ class CallActor:
                 await self.s.rest.set_var(self.channel, "HOTLINE_ANNOUNCE", announce)
         except AriError:
             pass
-        try:
-            await self.s.rest.continue_in_dialplan(self.channel, context="hotline-fallback", extension="s",
-                                                   priority=1)
-        except AriNotFound:
-            pass
-        except AriError as exc:
-            # Asterisk out of reach: the channel dies with it, or is still in
-            # our application, where the next reconnection adopts it.
-            log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
+        for pause_s in (*FALLBACK_RETRIES_S, None):
+            try:
+                await self.s.rest.continue_in_dialplan(self.channel, context="hotline-fallback", extension="s",
+                                                       priority=1)
+            except AriNotFound:
+                pass  # the caller hung up
+            except AriUnavailable as exc:
+                # Asterisk slow or restarting: no reconnection need follow,
+                # and nobody else would move the caller. Once Asterisk is
+                # gone for good, the channel died with it, or is still in our
+                # application, where the next reconnection adopts it.
+                if pause_s is not None:
+                    log.warning("call %s: fallback not reached (%s); again in %g s", self.key,
+                                type(exc).__name__, pause_s)
+                    await asyncio.sleep(pause_s)
+                    continue
+                log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
+            except AriError as exc:
+                log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
+            break
         self.s.forget(self)
 
     async def _hangup(self, channel_id: str) -> None:

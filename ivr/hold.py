@@ -9,10 +9,13 @@ message is stopped before the caller is connected (``stop``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from ivr.ari.errors import AriNotFound
+from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.rest import AriRest
+
+log = logging.getLogger(__name__)
 
 
 class HoldLine:
@@ -32,9 +35,14 @@ class HoldLine:
             await self.rest.start_moh(self.channel)
         except AriNotFound:
             pass  # the caller left; their events follow
+        except AriError as exc:
+            # Asterisk slow or out of reach: the call goes on (its place in
+            # line, its timers); the next message's end starts the music again.
+            log.warning("channel %s: hold music not started (%s)", self.channel, type(exc).__name__)
 
-    async def say(self, media: Sequence[str]) -> None:
-        """Stop the music (or the message being said) and play `media`."""
+    async def say(self, media: Sequence[str]) -> bool:
+        """Stop the music (or the message being said) and play `media`.
+        False if it is not being said: the caller is gone, or hears the music again."""
         await self.stop()
         self.message = self.next_playback_id()
         try:
@@ -42,6 +50,15 @@ class HoldLine:
             await self.rest.play(self.channel, list(media), playback_id=self.message)
         except AriNotFound:
             self.message = None
+            return False
+        except AriError as exc:
+            # Not said, and no end of it will come to start the music: the
+            # caller must not be left with neither.
+            self.message = None
+            log.warning("channel %s: hold message not played (%s)", self.channel, type(exc).__name__)
+            await self.music()
+            return False
+        return True
 
     def finished(self, playback_id: str) -> bool:
         """Whether `playback_id` was the message, now over (music is due again)."""
@@ -62,3 +79,7 @@ async def stop_playback(rest: AriRest, playback: str) -> None:
         await rest.stop_playback(playback)
     except AriNotFound:
         pass  # it had just finished
+    except AriError as exc:
+        # Asterisk slow or out of reach: the playback ends by itself; what
+        # comes next (a bridge, the fallback) must not wait on it.
+        log.warning("playback %s: not stopped (%s)", playback, type(exc).__name__)

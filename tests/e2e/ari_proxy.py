@@ -4,17 +4,30 @@ REST requests and the events WebSocket (both ways: the engine sends REST
 requests on it too) pass through unchanged, so the engine runs against the
 real Asterisk; ``inject`` slips extra text messages into the
 event stream, in order with the real events, which is the only way to feed
-the engine malformed events by the path real ones take.
+the engine malformed events by the path real ones take. ``fail`` answers
+chosen requests with an error status in Asterisk's stead, as a busy or
+restarting Asterisk does, whether they come over HTTP or on the WebSocket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    left: int  # matching requests still to fail
 
 
 class AriProxy:
@@ -27,6 +40,8 @@ class AriProxy:
         self.url = ""
         self.connections = 0  # event WebSockets the engine opened through us
         self.socket_requests = 0  # REST requests the engine sent on them
+        self._faults: list[Fault] = []
+        self.faulted: list[str] = []  # "METHOD /ari/path" of each request failed by ``fail``
 
     async def start(self) -> str:
         self._session = aiohttp.ClientSession()
@@ -51,6 +66,19 @@ class AriProxy:
             for ws in self._engines:
                 for message in messages:
                     await ws.send_str(message)
+
+    def fail(self, method: str, path: str, *, status: int = 503, times: int = 1) -> None:
+        """Answer the next `times` `method` requests whose path (``/ari/...``,
+        without the query) matches the regex `path` with `status`, not passing them on."""
+        self._faults.append(Fault(method, re.compile(path), status, times))
+
+    def _fault_for(self, method: str, path: str) -> Fault | None:
+        for fault in self._faults:
+            if fault.left > 0 and fault.method == method and fault.path.search(path):
+                fault.left -= 1
+                self.faulted.append(f"{method} {path}")
+                return fault
+        return None
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
@@ -79,11 +107,24 @@ class AriProxy:
         async for message in downstream:
             if message.type == aiohttp.WSMsgType.TEXT:
                 self.socket_requests += 1
-                await upstream.send_str(message.data)
+                request = json.loads(message.data)
+                uri = str(request.get("uri", "")).split("?", 1)[0]
+                fault = self._fault_for(str(request.get("method")), f"/ari/{uri}")
+                if fault is None:
+                    await upstream.send_str(message.data)
+                    continue
+                answer = {"type": "RESTResponse", "request_id": request.get("request_id"),
+                          "status_code": fault.status, "reason_phrase": "Injected fault",
+                          "message_body": json.dumps({"message": "injected fault"})}
+                async with self._lock:
+                    await downstream.send_str(json.dumps(answer))
         await upstream.close()
 
     async def _rest(self, request: web.Request) -> web.Response:
         assert self._session is not None
+        fault = self._fault_for(request.method, request.path)
+        if fault is not None:
+            return web.json_response({"message": "injected fault"}, status=fault.status)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with self._session.request(request.method, self._upstream + request.path_qs, headers=headers,
                                          data=await request.read()) as response:

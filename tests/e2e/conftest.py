@@ -27,6 +27,7 @@ from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.settings import Settings, load_settings
 
+from .ari_proxy import AriProxy
 from .browser import Browser
 
 T = TypeVar("T")
@@ -66,6 +67,16 @@ def sandbox(settings: Settings) -> Sandbox:
     box = Sandbox(settings, SANDBOX_CONFIG)
     box.up()
     return box
+
+
+@pytest.fixture
+async def ari_proxy(settings: Settings, sandbox: Sandbox) -> AsyncIterator[AriProxy]:
+    """A proxy on the engine's ARI path (tests/e2e/ari_proxy.py); an engine
+    uses it when the test's engine_settings point ari.url at it."""
+    proxy = AriProxy(settings.ari.url)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], timeout_s: float, what: str) -> T:

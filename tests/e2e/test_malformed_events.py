@@ -30,14 +30,6 @@ RANDOM_MESSAGES = 150
 
 
 @pytest.fixture
-async def ari_proxy(settings, sandbox):
-    proxy = AriProxy(settings.ari.url)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
-
-
-@pytest.fixture
 def engine_settings(ari_proxy, monkeypatch):
     # The environment wins over the file and its overrides, and the sandbox's may name ARI.
     monkeypatch.setenv("HOTLINE_ARI__URL", ari_proxy.url)

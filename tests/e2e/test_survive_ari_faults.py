@@ -1,0 +1,86 @@
+"""Asterisk refusing the engine's requests mid-call, over real SIP: a proxy on
+the engine's ARI path answers chosen requests with a 503, as a busy or
+restarting Asterisk does. Whatever step fails, the caller is not left in
+silence: a waiting caller keeps the music and their place in line, and one
+the engine cannot move on reaches the backup destination."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.sandbox.phones_client import PhonesClient
+
+from .ari_proxy import AriProxy
+from .conftest import (
+    BACKUP_PHONE,
+    PHONES,
+    EngineApi,
+    eventually,
+    metric_value,
+    sandbox_queues,
+    settings_with,
+)
+from .test_call_flow import CALLER, MUSIC_RMS, ROUTE_S, TOLL_FREE, answered_at, rang
+
+COMFORT_EVERY_S = 3
+ESCALATE_S = 6
+CRISIS, TIP = "11", "12"  # English, then "help right now" or "report a tip"
+PLAY = r"^/ari/channels/[^/]+/play"
+
+
+@pytest.fixture
+def engine_settings(ari_proxy, monkeypatch):
+    # The environment wins over the file and its overrides, and the sandbox's may name ARI.
+    monkeypatch.setenv("HOTLINE_ARI__URL", ari_proxy.url)
+    english = {"comfort_every_s": COMFORT_EVERY_S, "comfort_position": False}
+    return settings_with(routing={"queues": sandbox_queues(english=english),
+                                  "crisis": {"escalate_after_s": ESCALATE_S, "supervisor_ring_s": 10}})
+
+
+async def test_a_menu_prompt_asterisk_refuses_sends_the_caller_to_the_backup(
+        engine, api: EngineApi, phones: PhonesClient, ari_proxy: AriProxy):
+    ari_proxy.fail("POST", PLAY)  # the greeting
+    ari_proxy.fail("POST", r"^/ari/channels/[^/]+/continue")  # and the first hand-over: tried again
+
+    await phones.place_call(CALLER, TOLL_FREE)
+
+    await phones.wait_for(answered_at(BACKUP_PHONE), ROUTE_S + 10, what="the backup destination answering")
+    play, hand_over = ari_proxy.faulted
+    assert "/play/" in play and hand_over.endswith("/continue")
+    page = await api.metrics()
+    assert metric_value(page, "hotline_fallbacks_total", reason="engine_error") == 1
+
+
+async def test_a_comfort_message_asterisk_refuses_leaves_the_caller_on_music_in_line(
+        engine, api: EngineApi, phones: PhonesClient, ari_proxy: AriProxy):
+    call = await phones.place_call(CALLER, TOLL_FREE, dtmf=TIP)
+    await eventually(lambda: engine.store.waiting("english"), ROUTE_S, "the call waiting")
+    ari_proxy.fail("POST", PLAY)  # the first comfort message
+
+    async def refused():
+        return ari_proxy.faulted
+    await eventually(refused, COMFORT_EVERY_S + 3, "the comfort message refused")
+
+    assert await phones.listen(call["id"], seconds=2) > MUSIC_RMS
+    async def said_again():
+        return metric_value(await api.metrics(), "hotline_comfort_messages_total", queue="english") >= 2
+    await eventually(said_again, COMFORT_EVERY_S + 3, "the next comfort message")
+    await api.act("ana", "login")
+    await phones.wait_for(rang(PHONES["ana"]), 5, what="ana's phone ringing for the caller still in line")
+
+
+async def test_a_supervisor_asterisk_cannot_connect_leaves_the_crisis_caller_with_the_backup(
+        engine, api: EngineApi, phones: PhonesClient, ari_proxy: AriProxy):
+    await api.act("sam", "login")
+    await api.act("sam", "away")  # a supervisor is rung whatever their state, unless on a call
+    ari_proxy.fail("POST", r"^/ari/bridges/[^/]+/addChannel")
+
+    await phones.place_call(CALLER, TOLL_FREE, dtmf=CRISIS)
+
+    await phones.wait_for(answered_at(PHONES["sam"]), ROUTE_S + ESCALATE_S + 5, what="sam answering")
+    await phones.wait_for(answered_at(BACKUP_PHONE), 10, what="the backup destination answering")
+    assert len(ari_proxy.faulted) == 1
+    _, sam = await api.request("GET", "/advocates/sam", "sam")
+    assert sam["state"] != "on_call"  # the call they could not join ended for them too
+    page = await api.metrics()
+    assert metric_value(page, "hotline_fallbacks_total", reason="crisis_escalation") == 1
