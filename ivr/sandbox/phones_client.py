@@ -85,6 +85,16 @@ class PhonesClient:
         self.seen = []
         return self._after
 
+    async def seen_until_now(self) -> list[Event]:
+        """Every event since the last ``mark``, up to now. ``seen`` holds only
+        what the waits fetched: a check that something did *not* happen reads this."""
+        while True:
+            events = await self._call("GET", "/events", params={"after": self._after, "timeout": 0})
+            if not events:
+                return self.seen
+            self._after = events[-1]["seq"]
+            self.seen.extend(events)
+
     async def wait_for(self, predicate: Callable[[Event], bool], timeout_s: float, *, what: str = "") -> Event:
         """The first event since the last ``mark`` that satisfies ``predicate``."""
         return (await self.wait_for_count(predicate, 1, timeout_s, what=what))[0]

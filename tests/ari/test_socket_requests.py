@@ -132,8 +132,15 @@ async def test_no_answer_in_time_is_unavailable_and_a_late_answer_is_dropped():
     socket = await attached(requests, FakeSocket(requests, pings_only))
     with pytest.raises(AriUnavailable, match="no response over the ARI WebSocket within 0.2 s"):
         await rest_over(requests).answer("c1")
+    # The late answer, and one to nothing sent, arrive while the next request is in flight.
+    in_flight = asyncio.ensure_future(rest_over(requests).answer("c2"))
+    await asyncio.sleep(0)
     requests.resolve({"type": "RESTResponse", "request_id": socket.sent[0]["request_id"], "status_code": 204})
     requests.resolve({"type": "RESTResponse", "request_id": "never-sent", "status_code": 204})
+    await asyncio.sleep(0)
+    assert not in_flight.done()  # neither was taken for it
+    requests.resolve({"type": "RESTResponse", "request_id": socket.sent[1]["request_id"], "status_code": 204})
+    assert await in_flight is None
 
 
 async def test_a_socket_that_does_not_answer_the_trial_ping_is_not_used(caplog):

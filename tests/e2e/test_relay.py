@@ -4,7 +4,6 @@ the relay line, routed to relay-skilled advocates first, never dropped for silen
 from __future__ import annotations
 
 import asyncio
-import time
 
 from ivr.sandbox.phones_client import PhonesClient
 
@@ -42,16 +41,14 @@ async def test_relay_call_goes_to_the_relay_skilled_advocate_before_one_idle_lon
 async def test_silent_relay_caller_is_never_disconnected_and_reaches_an_advocate(
         engine, api: EngineApi, phones: PhonesClient):
     await api.act("mei", "login")
-    started = time.monotonic()
     call = await phones.place_call(CALLER, RELAY_LINE)  # not a single digit, ever
 
     # Well past every menu timeout a hearing caller would get: still connected.
     await asyncio.sleep(90)
     assert (await phones.call(call["id"]))["state"] == "answered"
-    assert not [e for e in phones.seen if e.get("call") == call["id"] and e["kind"] == "ended"]
+    assert not [e for e in await phones.seen_until_now() if e.get("call") == call["id"] and e["kind"] == "ended"]
 
     await phones.wait_for(answered_at(PHONES["mei"]), 120, what="mei answering the silent relay call")
     hotline_call = next(iter(engine.engine.calls))
     record = await engine.store.get_call(hotline_call)
     assert (record["relay"], record["no_input"], record["did_kind"]) == ("1", "1", "other")
-    assert time.monotonic() - started > 90

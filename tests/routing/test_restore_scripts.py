@@ -28,10 +28,10 @@ def call(call_id: str, arrival_ms: int = 1_000, owner: str = "e1") -> WaitingCal
     return WaitingCall(call_id, "english", 5, arrival_ms, owner)
 
 
-async def test_the_epoch_is_claimed_once_and_read_with_the_advocates(restore, store):
+async def test_the_epoch_is_claimed_once_and_read_with_the_advocates(restore, store, clock):
     await add(store, "a1")
     await store.set_state("a1", S.AWAY)
-    assert await restore.presence() == (None, [AdvocateMark("a1", S.AWAY, restore._now_ms(), None)])
+    assert await restore.presence() == (None, [AdvocateMark("a1", S.AWAY, int(clock.now * 1000), None)])
     assert await restore.claim_epoch("first") == "first"
     assert await restore.claim_epoch("second") == "first"
     epoch, marks = await restore.presence()
