@@ -66,6 +66,7 @@ from ivr.menu import (
     StopPlayback,
 )
 from ivr.monitoring import CallLine, MonitorAnswer, MonitorRecord, MonitorRequest, carry_out
+from ivr.privacy import holds_number, number_tail
 from ivr.services import CallServices
 from ivr.timers import TimerFired, Timers
 from routing.errors import Conflict, RoutingError, RoutingUnavailable, StaleOffer
@@ -100,6 +101,7 @@ class CallActor:
         self.language = "en"
         self.timers = Timers(channel_id, lambda item: services.dispatcher.post(channel_id, item), services.tasks)
         self.caller_ref = ""  # HMAC of the number, never the number
+        self._caller_tail = ""  # its last digits, only to keep them out of the SIP Call-ID we store
         self.sip_call_id = sip_call_id  # from the dialplan; else read as the call is answered
         self.relay = False  # TRS/711, known from the number or line, chosen, or a silent caller
         self.plan: CallPlan | None = None  # fixed when the call joins the line
@@ -231,6 +233,8 @@ class CallActor:
     async def _answer(self, event: StasisStart) -> None:
         self.s.metrics.calls_received.inc()
         self.caller_ref = self.s.hasher(event.channel.caller.number)
+        self._caller_tail = number_tail(event.channel.caller.number)
+        self.sip_call_id = self._fit_call_id(self.sip_call_id)
         self.relay = self.s.config.is_relay(event.channel.caller.number, self.did)
         entry = "relay" if self.relay and "relay" in self.s.menu.entries else self.s.config.entry_for_did(self.did)
         session = MenuSession(self.s.menu, entry=entry, relay=self.relay,
@@ -393,13 +397,22 @@ class CallActor:
 
     async def _learn_sip_call_id(self) -> None:
         # Carriers ask for the SIP Call-ID in trouble tickets; it names the
-        # call, never the caller. dialplans/extensions.conf passes it.
+        # call (never the caller: _fit_call_id). dialplans/extensions.conf passes it.
         if self.sip_call_id:
             return
         try:
-            self.sip_call_id = await self.s.rest.get_var(self.channel, "CHANNEL(pjsip,call-id)")
+            self.sip_call_id = self._fit_call_id(await self.s.rest.get_var(self.channel, "CHANNEL(pjsip,call-id)"))
         except AriError:
             pass
+
+    def _fit_call_id(self, call_id: str) -> str:
+        """`call_id`, or "" if it carries the caller's number: it is kept in
+        Redis and shown through the API, and some carriers' equipment builds
+        it from the calling number."""
+        if holds_number(call_id, self._caller_tail):
+            log.warning("call %s: the SIP Call-ID carries the caller's number; not kept", self.key)
+            return ""
+        return call_id
 
     async def _menu(self, actions: tuple[object, ...]) -> None:
         for action in actions:

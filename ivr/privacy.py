@@ -36,3 +36,25 @@ def normalise(number: str) -> str:
     if len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     return digits
+
+
+# How much of a number identifies a caller: the subscriber number, without
+# area or country code. A run of seven given digits occurs by chance in a
+# random token of a few dozen characters about once in a hundred thousand.
+TAIL_DIGITS = 7
+
+
+def number_tail(number: str) -> str:
+    """The last seven digits of `number`, or "" for a shorter or withheld one."""
+    digits = normalise(number)
+    return digits[-TAIL_DIGITS:] if len(digits) >= TAIL_DIGITS else ""
+
+
+def holds_number(text: str, tail: str) -> bool:
+    """Whether `text` carries the number whose ``number_tail`` is `tail`,
+    however written: its digits in order (or reversed, as in an ENUM name),
+    whatever separates them."""
+    if not tail:
+        return False
+    digits = re.sub(r"\D", "", text)
+    return tail in digits or tail[::-1] in digits

@@ -37,7 +37,7 @@ def test_alert_rules_are_valid():
 
 def test_every_alert_says_what_happened_and_whether_to_page():
     rules = alert_rules()
-    assert len(rules) == 6
+    assert len(rules) == 7
     for rule in rules:
         assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
         assert rule["annotations"]["summary"].strip(), rule["alert"]

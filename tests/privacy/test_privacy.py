@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.privacy import CallerHasher, normalise
+from ivr.privacy import CallerHasher, holds_number, normalise, number_tail
 
 KEY = b"a key of the hotline"
 
@@ -62,3 +62,26 @@ def test_normalise_keeps_digits_and_drops_only_the_north_american_trunk_prefix(n
 def test_a_withheld_number_has_no_reference():
     # No reference rather than one that every anonymous caller would share.
     assert CallerHasher(KEY)("anonymous") == ""
+
+
+NUMBER = "+1 555-555-0123"
+# Call-IDs as carriers' equipment writes them, some built from the calling number.
+WITH_THE_NUMBER = ["15555550123-8f3a2c@sbc.carrier.example", "+15555550123.1700000000@10.0.0.7",
+                   "555-555-0123_a9@gw", "a1b2-5550123-c3", "3210.555.5551.e164.arpa-x"]
+WITHOUT_IT = ["a84b4c76e66710@pc33.atlanta.com", "3848276298220188511@atlanta.example.com",
+              "0d9f2c1e-7b41-4c55-9a3e-5a0c1d2e3f40", "5555@x", ""]
+
+
+@pytest.mark.parametrize("call_id", WITH_THE_NUMBER)
+def test_a_call_id_built_from_the_callers_number_is_recognised(call_id):
+    assert holds_number(call_id, number_tail(NUMBER))
+
+
+@pytest.mark.parametrize("call_id", WITHOUT_IT)
+def test_a_random_call_id_is_not_taken_for_the_number(call_id):
+    assert not holds_number(call_id, number_tail(NUMBER))
+
+
+def test_a_withheld_or_short_number_is_found_nowhere():
+    assert number_tail("") == number_tail("anonymous") == number_tail("911") == ""
+    assert not holds_number("15555550123@x", number_tail(""))
