@@ -34,11 +34,15 @@ async def wrap_up_after(store: RoutingStore, advocate: str = "ana", call_id: str
 
 
 def sample(metrics: HotlineMetrics, name: str, **labels: str) -> float:
+    """0 for a sample not yet there; a metric not there at all fails (renamed)."""
     page = metrics.render().decode()
+    declared = False
     for family in text_string_to_metric_families(page):
+        declared = declared or name == family.name or name.startswith(f"{family.name}_")
         for s in family.samples:
             if s.name == name and s.labels == labels:
                 return s.value
+    assert declared, f"no metric {name}"
     return 0.0
 
 

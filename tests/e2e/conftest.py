@@ -184,9 +184,16 @@ async def api(engine: Running, http: aiohttp.ClientSession) -> EngineApi:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text page (0 when absent)."""
+    """The value of one sample in a Prometheus text page: 0 when the sample
+    is absent (a counter not yet moved), an AssertionError when the metric
+    itself is not on the page (renamed: a "== 0" check must not pass then)."""
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    declared = False
     for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            family = line.split()[2]
+            declared = declared or name == family or name.startswith(f"{family}_")
+            continue
         if line.startswith("#"):
             continue
         sample, _, value = line.rpartition(" ")
@@ -196,6 +203,7 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         got = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
         if got == want:
             return float(value)
+    assert declared, f"no metric {name} on the page"
     return 0.0
 
 
