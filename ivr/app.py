@@ -151,7 +151,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     recovery = RoutingRecovery(
         RecoveryConfig(owner=settings.engine.instance_id, probe_s=settings.redis.probe_s,
                        outage_hold_s=settings.redis.outage_hold_s),
-        restore=restore, held=lambda: engine.calls.keys(), post=engine.dispatcher.post,
+        restore=restore, held=lambda: engine.calls.keys(), claimed=engine.claimed_advocates,
+        post=engine.dispatcher.post,
         sync_roster=lambda: sync_roster(store, settings), wrap_up=wrap_up,
         clear_ghosts=lambda: Adoption(engine.services, engine.calls, engine.adopt).clear(),
         on_redis=lambda up: metrics.redis_up.set(int(up)))

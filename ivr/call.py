@@ -122,6 +122,16 @@ class CallActor:
         return f"CallActor({self.key}, {type(self.state).__name__})"
 
     @property
+    def advocates_held(self) -> tuple[str, ...]:
+        """Who is ringing for or talking with this call, as the engine knows it."""
+        match self.state:
+            case Ringing(offer=offer) | Connected(offer=offer):
+                return (offer.advocate_id,)
+            case Escalating(escalation=escalation):
+                return tuple(escalation.ringing_ids())
+        return ()
+
+    @property
     def monitor_record(self) -> MonitorRecord | None:
         """What a supervisor monitoring the call has been given, if one is."""
         if isinstance(self.state, Connected) and self.state.monitoring is not None:

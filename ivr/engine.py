@@ -101,6 +101,10 @@ class Engine:
         self.calls.pop(actor.key, None)
         self.tasks.spawn(self.dispatcher.unregister(actor.key), name=f"unregister-{actor.key}")
 
+    def claimed_advocates(self) -> set[str]:
+        """The advocates (and supervisors) ringing for or talking with the calls this engine holds."""
+        return {advocate for actor in self.calls.values() for advocate in actor.advocates_held}
+
     async def _hang_up(self, channel_id: str) -> None:
         try:
             await self.services.rest.hangup(channel_id)

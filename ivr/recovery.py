@@ -18,7 +18,11 @@ TaskSet). When Redis answers again it rebuilds:
 2. if Redis lost its data (its epoch token is gone or new), every advocate is
    put back in the state this engine last read (available with their place
    in line, away, wrap-up; one who was ringing or on a call of another engine
-   goes to wrap-up until that engine restores them or their wrap-up ends);
+   goes to wrap-up until that engine restores them or their wrap-up ends),
+   except those ringing for or talking with a call this engine holds: its
+   last read may be a probe old, from before that ring, and put back as
+   available such an advocate would be offered a second call before their
+   own call claims them in step 3;
 3. every call this engine holds writes itself back (``RoutingRestored``):
    waiting calls are enqueued again with their original arrival, calls
    ringing, connected or escalating claim their advocates again;
@@ -63,16 +67,21 @@ class RecoveryConfig:
 # -- decisions ------------------------------------------------------------------
 
 
-def marks_to_restore(marks: Iterable[AdvocateMark], now_ms: int) -> list[AdvocateMark]:
+def marks_to_restore(marks: Iterable[AdvocateMark], now_ms: int,
+                     claimed: Collection[str] = ()) -> list[AdvocateMark]:
     """What to put back, after Redis lost its data, from the advocates' last known states.
 
-    Offline advocates stay as the roster sync made them. One who was ringing
+    Offline advocates stay as the roster sync made them, and so do the
+    `claimed`, whose call this engine holds: the call puts them back on it
+    (``RoutingRestored``), whatever this older read says. One who was ringing
     or on a call goes to wrap-up from now: if the call is another engine's,
     that engine puts them back on it; if it ended meanwhile, their wrap-up
     ends as any other would. Never available: that could offer them a second call.
     """
     restored = []
     for mark in marks:
+        if mark.advocate_id in claimed:
+            continue
         if mark.state in (_S.AVAILABLE, _S.AWAY, _S.WRAP_UP):
             restored.append(mark)
         elif mark.state in (_S.RINGING, _S.ON_CALL):
@@ -85,6 +94,7 @@ def marks_to_restore(marks: Iterable[AdvocateMark], now_ms: int) -> list[Advocat
 
 class RoutingRecovery:
     def __init__(self, config: RecoveryConfig, *, restore: RestoreStore, held: Callable[[], Collection[str]],
+                 claimed: Callable[[], Collection[str]],
                  post: Callable[[str, object], bool], sync_roster: Callable[[], Awaitable[None]],
                  wrap_up: WrapUpTimers, clear_ghosts: Callable[[], Awaitable[None]],
                  on_redis: Callable[[bool], None] = lambda up: None,
@@ -92,6 +102,7 @@ class RoutingRecovery:
         self._config = config
         self._restore = restore
         self._held = held  # keys of the calls this engine holds now
+        self._claimed = claimed  # advocates ringing for or talking with those calls now
         self._post = post  # into a call actor's mailbox
         self._sync_roster = sync_roster
         self._wrap_up = wrap_up
@@ -164,7 +175,7 @@ class RoutingRecovery:
         await self._sync_roster()
         restored = 0
         if lost:
-            for mark in marks_to_restore(self._marks, now_ms):
+            for mark in marks_to_restore(self._marks, now_ms, self._claimed()):
                 try:
                     await self._restore.restore_advocate(mark)
                     restored += 1

@@ -17,3 +17,10 @@ def test_advocates_come_back_as_last_seen_and_a_busy_one_in_wrap_up_never_availa
     restored = {m.advocate_id: (m.state, m.state_since) for m in marks_to_restore(marks, NOW)}
     assert restored == {"free": (S.AVAILABLE, 10), "pause": (S.AWAY, 10), "after": (S.WRAP_UP, 10),
                         "talk": (S.WRAP_UP, NOW), "ring": (S.WRAP_UP, NOW)}
+
+
+def test_an_advocate_a_held_call_claims_is_left_to_that_call_whatever_was_last_read():
+    marks = [AdvocateMark("free", S.AVAILABLE, 10, 5), AdvocateMark("mine", S.AVAILABLE, 10, 5),
+             AdvocateMark("talking", S.ON_CALL, 10, 5)]
+    restored = [m.advocate_id for m in marks_to_restore(marks, NOW, claimed={"mine", "talking"})]
+    assert restored == ["free"]

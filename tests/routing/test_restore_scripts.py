@@ -3,12 +3,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
-
-from routing import AdvocateState, RoutingStore, UnknownAdvocate, WaitingCall, hash_token
-from routing.restore import AdvocateMark, RestoreStore
 from routing_support import QUEUES, TEST_KEYS, ManualClock, assert_routing_invariants
+
+from ivr.recovery import RecoveryConfig, RoutingRecovery
+from ivr.tasks import TaskSet
+from ivr.wrapup import WrapUpTimers
+from metrics.hotline import HotlineMetrics
+from routing import (
+    AdvocateState,
+    RoutingStore,
+    UnknownAdvocate,
+    WaitingCall,
+    hash_token,
+)
+from routing.restore import AdvocateMark, RestoreStore
 
 S = AdvocateState
 TTL_S = 3600
@@ -113,3 +125,34 @@ async def test_a_waiting_call_taken_out_by_a_restore_leaves_its_queue(restore, s
     await restore.restore_call(call("c1"), "offered", ["a1"], {}, TTL_S)
     assert await store.waiting("english") == []
     await assert_routing_invariants(redis_client, TEST_KEYS, {"c1"})
+
+
+async def test_an_advocate_ringing_for_a_held_call_is_not_put_back_available_after_a_loss(
+        store, restore, redis_client, clock):
+    # ivr/recovery.py against a real Redis. The engine's last read (a probe)
+    # has ana available; she is then offered c1, which this engine holds, and
+    # Redis restarts empty before the next probe. Put back as that read said,
+    # ana would be offered c2 as c2 is enqueued again, before c1 claims her.
+    posted: list[tuple[str, object]] = []
+    tasks = TaskSet()
+    recovery = RoutingRecovery(
+        RecoveryConfig(owner="e1", probe_s=1, outage_hold_s=30), restore=restore,
+        held=lambda: ["c1", "c2"], claimed=lambda: {"ana"},
+        post=lambda key, item: posted.append((key, item)) is None,
+        sync_roster=lambda: add(store, "ana"), wrap_up=WrapUpTimers(store, tasks, 2.0, HotlineMetrics()),
+        clear_ghosts=lambda: asyncio.sleep(0), clock=clock)
+    await add(store, "ana")
+    await store.set_state("ana", S.AVAILABLE)
+    await recovery.probe()  # the last read: ana available
+    (offer,) = await store.enqueue(call("c1"), {}, TTL_S)
+    assert offer.advocate_id == "ana"
+
+    await redis_client.flushdb()
+    await recovery.probe()
+
+    assert [key for key, _ in posted] == ["c1", "c2"]  # each held call writes itself back...
+    assert await store.enqueue(call("c2", arrival_ms=2_000), {}, TTL_S) == []  # ...c2 offered nobody
+    assert await restore.restore_call(call("c1"), "offered", ["ana"], {}, TTL_S) == []  # c1 claims ana
+    ana = await store.get_advocate("ana")
+    assert (ana.state, ana.call_id) == (S.RINGING, "c1")
+    await tasks.close()
