@@ -155,6 +155,11 @@ class CallActor:
         in a line nobody serves."""
         what = getattr(item, "type", type(item).__name__)
         state = self.state
+        if isinstance(exc, AriNotFound) and not await self._channel_exists():
+            # The caller hung up mid-step (a prompt for a channel just gone):
+            # their hang-up, not an engine error.
+            await self._caller_gone("caller hung up")
+            return
         log.error("call %s: %s handling %s in %s; to the backup destination", self.key, type(exc).__name__,
                   what, type(state).__name__, exc_info=exc)
         self.timers.cancel_all()
@@ -170,6 +175,15 @@ class CallActor:
         except Exception as cleanup:  # noqa: BLE001 - the caller's way out comes first
             log.error("call %s: could not release its routing (%s)", self.key, type(cleanup).__name__)
         await self._to_fallback("engine_error")
+
+    async def _channel_exists(self) -> bool:
+        try:
+            await self.s.rest.get_channel(self.channel)
+        except AriNotFound:
+            return False
+        except AriError:
+            return True  # cannot tell: the way out must still be tried
+        return True
 
     async def _handle(self, item: object) -> None:
         if isinstance(self.state, Ended):

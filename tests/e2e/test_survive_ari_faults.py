@@ -51,6 +51,23 @@ async def test_a_menu_prompt_asterisk_refuses_sends_the_caller_to_the_backup(
     assert metric_value(page, "hotline_fallbacks_total", reason="engine_error") == 1
 
 
+async def test_a_prompt_for_a_caller_just_gone_is_their_hang_up_not_an_engine_error(
+        engine, api: EngineApi, phones: PhonesClient, ari_proxy: AriProxy):
+    # As Asterisk answers when the caller hung up as the greeting was sent:
+    # no such channel, for the prompt and for the engine's look at it.
+    ari_proxy.fail("POST", PLAY, status=404)
+    ari_proxy.fail("GET", r"^/ari/channels/[^/]+$", status=404)
+    call = await phones.place_call(CALLER, TOLL_FREE)
+
+    async def both_refused():
+        return len(ari_proxy.faulted) == 2
+    await eventually(both_refused, ROUTE_S, "the prompt and the look at the channel refused")
+    page = await api.metrics()
+    assert metric_value(page, "hotline_calls_abandoned_total", queue="", stage="menu", relay="false") == 1
+    assert metric_value(page, "hotline_fallbacks_total", reason="engine_error") == 0
+    await phones.hangup(call["id"])  # the phone never left: only the engine was told so
+
+
 async def test_a_comfort_message_asterisk_refuses_leaves_the_caller_on_music_in_line(
         engine, api: EngineApi, phones: PhonesClient, ari_proxy: AriProxy):
     call = await phones.place_call(CALLER, TOLL_FREE, dtmf=TIP)
