@@ -164,14 +164,7 @@ class CallActor:
                   what, type(state).__name__, exc_info=exc)
         self.timers.cancel_all()
         try:
-            match state:
-                case Ringing(offer=offer, leg=leg):
-                    await self._hangup(leg)
-                    await self._release(offer)
-                case Waiting():
-                    await self.s.store.abandon(self.key)  # an offer in flight: _after_end releases it
-                case Escalating(escalation=escalation):
-                    await escalation.give_up()
+            await self._let_go(state)
         except Exception as cleanup:  # noqa: BLE001 - the caller's way out comes first
             log.error("call %s: could not release its routing (%s)", self.key, type(cleanup).__name__)
         await self._to_fallback("engine_error")
@@ -682,21 +675,21 @@ class CallActor:
             await self._caller_gone("hung up as the advocate answered")
             return
         except AriError as exc:
-            if recorded:
-                await self._supervisor_not_connected(offer, leg, bridge, exc)
-                return
-            if not isinstance(self.state, Ringing):
+            if not recorded and not isinstance(self.state, Ringing):
                 raise
+            try:
+                await self.s.rest.destroy_bridge(bridge)
+            except AriError:
+                pass  # never made, or Asterisk is away
+            self.s.dispatcher.unroute(bridge)
+            if recorded:
+                await self._supervisor_not_connected(offer, leg, exc)
+                return
             # Asterisk too slow or out of reach: the caller is not connected
             # and must not be left in silence. The advocate's leg is let go
             # and the call is first in line again, with its music.
             log.warning("call %s: could not connect advocate %s (%s)", self.key, offer.advocate_id,
                         type(exc).__name__)
-            try:
-                await self.s.rest.destroy_bridge(bridge)
-            except AriError:
-                pass
-            self.s.dispatcher.unroute(bridge)
             await self._advocate_missed("dial_failed")
             if isinstance(self.state, Waiting):
                 await self.hold.music()
@@ -727,7 +720,7 @@ class CallActor:
             log.error("call %s: could not record the answer in Redis; the call goes on", self.key)
         log.info("call %s connected to advocate %s after %.1f s", self.key, offer.advocate_id, waited)
 
-    async def _supervisor_not_connected(self, offer: Offer, leg: str, bridge: str, exc: AriError) -> None:
+    async def _supervisor_not_connected(self, offer: Offer, leg: str, exc: AriError) -> None:
         """A supervisor answered the crisis call but Asterisk could not bridge
         them (their phone hung up at once, or Asterisk failing). The
         escalation is settled in Redis with them on the call: that call ends
@@ -736,11 +729,6 @@ class CallActor:
         log.error("call %s: could not connect supervisor %s (%s); to the backup destination", self.key,
                   offer.advocate_id, type(exc).__name__)
         await self._hangup(leg)
-        try:
-            await self.s.rest.destroy_bridge(bridge)
-        except AriError:
-            pass  # never made, or Asterisk is away
-        self.s.dispatcher.unroute(bridge)
         try:
             await self.s.store.call_ended(self.key, offer.advocate_id)
         except RoutingError:
@@ -989,30 +977,39 @@ class CallActor:
             case Waiting():
                 self.s.metrics.calls_abandoned.labels(**self._labels(), stage="queue").inc()
                 self.s.metrics.abandon_wait_seconds.labels(**self._labels()).observe(self._waited_s())
-                try:
-                    if not await self.s.store.abandon(self.key):
-                        # An offer is on its way; _after_end releases it.
-                        log.info("call %s abandoned with an offer in flight", self.key)
-                except RoutingError:
-                    log.error("call %s: could not remove it from Redis", self.key)
-            case Ringing(offer=offer, leg=leg):
+            case Ringing():
                 self.s.metrics.calls_abandoned.labels(**self._labels(), stage="ringing").inc()
-                await self._hangup(leg)
-                await self._release(offer)
-            case Escalating(escalation=escalation):
+            case Escalating():
                 self.s.metrics.calls_abandoned.labels(**self._labels(), stage="escalating").inc()
                 self.s.metrics.escalations.labels(outcome="abandoned").inc()
-                await escalation.give_up()
             case Connected():
                 self.state = state
                 await self._finish_connected(why)
                 return
             case Answering() | InMenu():
                 self.s.metrics.calls_abandoned.labels(queue="", stage="menu", relay=str(self.relay).lower()).inc()
+        await self._let_go(state)
         if isinstance(state, (Waiting, Ringing, Escalating)):
             await self._count_today("abandoned")
         log.info("call %s ended: %s", self.key, why)
         self.s.forget(self)
+
+    async def _let_go(self, state: State) -> None:
+        """Release what a call leaving in `state` held in routing: its place
+        in line, the advocate's ringing phone, the supervisors'."""
+        match state:
+            case Waiting():
+                try:
+                    if not await self.s.store.abandon(self.key):
+                        # An offer is on its way; _after_end releases it.
+                        log.info("call %s left the line with an offer in flight", self.key)
+                except RoutingError:
+                    log.error("call %s: could not remove it from Redis", self.key)
+            case Ringing(offer=offer, leg=leg):
+                await self._hangup(leg)
+                await self._release(offer)
+            case Escalating(escalation=escalation):
+                await escalation.give_up()
 
     async def _finish_connected(self, why: str) -> None:
         assert isinstance(self.state, Connected)

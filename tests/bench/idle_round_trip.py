@@ -28,6 +28,7 @@ from ivr.sandbox.control import Sandbox
 from ivr.settings import load_settings
 from routing import AdvocateState, Keys, QueueSpec, RoutingStore, WaitingCall
 
+from .matcher import clear_prefix
 from .stats import Summary
 
 PREFIX = "hlbench-idle:"
@@ -65,7 +66,7 @@ async def measure(trips: int, quiet_s: float, redis: Mapping[str, object] | None
     client = redis_for(settings)
     store = RoutingStore(client, [QUEUE], Keys(PREFIX))
     try:
-        await _clear(client)
+        await clear_prefix(client, PREFIX)
         trivial = await client.script_load("return 1")
         await store.upsert_advocate(ADVOCATE, ADVOCATE, "PJSIP/1001@carrier", QUEUE.skills,
                                     frozenset({"advocate"}), "0" * 64)
@@ -99,15 +100,8 @@ async def measure(trips: int, quiet_s: float, redis: Mapping[str, object] | None
                                   await _time(quiet, quiet_s, free, enqueue, undo)),
         }
     finally:
-        await _clear(client)
+        await clear_prefix(client, PREFIX)
         await client.aclose()
-
-
-async def _clear(client) -> None:
-    # The bench's own prefix on the sandbox's Redis; never on a live server.
-    keys = [key async for key in client.scan_iter(match=f"{PREFIX}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
 
 
 def main(argv: list[str] | None = None) -> dict[str, RoundTrips]:

@@ -116,9 +116,9 @@ def _advocate_ids(n: int) -> list[str]:
     return [f"a{i:05d}" for i in range(n)]
 
 
-async def _clear(client: aioredis.Redis) -> None:
-    # The bench's own prefix on the sandbox's Redis; never on a live server.
-    keys = [key async for key in client.scan_iter(match=f"{PREFIX}*", count=1000)]
+async def clear_prefix(client: aioredis.Redis, prefix: str = PREFIX) -> None:
+    """Delete every key under a bench's own `prefix` on the sandbox's Redis; never on a live server."""
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
     for start in range(0, len(keys), 1000):
         await client.delete(*keys[start:start + 1000])
 
@@ -129,7 +129,7 @@ async def populate(server: Server, *, advocates: int, calls: int, queues: int, s
     specs = _queues(queues)
     client = server.client()
     try:
-        await _clear(client)
+        await clear_prefix(client)
         store = RoutingStore(client, specs, Keys(PREFIX))
         for advocate in _advocate_ids(advocates):
             skills = frozenset(rng.sample([next(iter(q.skills)) for q in specs], SKILLS_PER_ADVOCATE))
@@ -315,7 +315,7 @@ def main() -> None:
 async def cleanup(server: Server) -> None:
     client = server.client()
     try:
-        await _clear(client)
+        await clear_prefix(client)
     finally:
         await client.aclose()
 
