@@ -133,8 +133,13 @@ class SocketRequests:
                 # aiohttp refuses to send on a closing socket: nothing reached Asterisk.
                 raise NotConnected from exc
             try:
-                return await asyncio.wait_for(future, timeout_s)
-            except asyncio.TimeoutError:
+                # Not asyncio.wait_for: before Python 3.12 it returns the
+                # future's outcome when that comes in the same loop turn as
+                # a cancel of this task (the engine stopping closes the
+                # socket under its requests), and the cancel is lost.
+                async with asyncio.timeout(timeout_s):
+                    return await future
+            except TimeoutError:
                 raise AriUnavailable(f"{where}: no response over the ARI WebSocket within {timeout_s:g} s") \
                     from None
         finally:

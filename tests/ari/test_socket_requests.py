@@ -127,6 +127,21 @@ async def test_a_socket_that_closes_with_requests_in_flight_fails_them_unavailab
         await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
 
 
+async def test_a_request_cancelled_as_its_socket_closes_ends_cancelled():
+    # The engine stopping: one turn of the loop cancels a call's task and
+    # closes the socket under its request. The task must end cancelled: an
+    # AriUnavailable in its place sent it on as if Asterisk had failed, to
+    # hang up the advocate's leg and set them away mid-shutdown.
+    requests = SocketRequests()
+    await attached(requests, FakeSocket(requests, pings_only))
+    pending = asyncio.ensure_future(rest_over(requests).answer("c1"))
+    await asyncio.sleep(0)
+    requests.detach()
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+
+
 async def test_no_answer_in_time_is_unavailable_and_a_late_answer_is_dropped():
     requests = SocketRequests()
     socket = await attached(requests, FakeSocket(requests, pings_only))
