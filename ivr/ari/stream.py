@@ -119,9 +119,11 @@ class EventStream:
         connected_at = None
         try:
             # Bounded here, not by the session's timeout, which may be long.
-            ws = await asyncio.wait_for(
-                self._session.ws_connect(self._url, headers=self._headers, heartbeat=self._heartbeat_s),
-                self._connect_timeout_s)
+            # asyncio.timeout, not wait_for: a stop (cancel) that comes as the
+            # connection is made must end this task, not be lost (Python 3.11).
+            async with asyncio.timeout(self._connect_timeout_s):
+                ws = await self._session.ws_connect(self._url, headers=self._headers,
+                                                    heartbeat=self._heartbeat_s)
             async with ws:
                 connected_at = time.monotonic()
                 log.info("ARI events: connected to %s", self._url.with_query(None))

@@ -79,7 +79,7 @@ class Harness:
     """Runs one EventStream and records everything it reports."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, *, backoff: Backoff | None = None,
-                 healthy_after_s: float = 10.0) -> None:
+                 healthy_after_s: float = 10.0, connect_timeout_s: float = 5.0) -> None:
         self.log = Journal()       # "connected" marks and event types, in order
         self.states = Journal()
         self.delays = Journal()
@@ -90,7 +90,7 @@ class Harness:
             session, base_url, USERNAME, PASSWORD, "hotline", self.handler,
             on_connected=self.on_connected, on_state=self.states.add,
             backoff=backoff or Backoff(0.01, 0.05, rng=lambda: 1.0), healthy_after_s=healthy_after_s,
-            sleep=self.sleep)
+            connect_timeout_s=connect_timeout_s, sleep=self.sleep)
         self.events: list[Event] = []
 
     async def handler(self, event: Event) -> None:
@@ -257,6 +257,29 @@ async def test_unreachable_asterisk_is_retried_with_growing_capped_delays(
     assert delays[:5] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
     assert harness.log.items == []
     assert harness.states.items == []
+
+
+async def test_a_handshake_that_never_comes_is_given_up_and_retried(
+        session: aiohttp.ClientSession, caplog) -> None:
+    # An Asterisk that accepts the connection and then says nothing (hung,
+    # or a proxy in between): each try ends at connect_timeout_s.
+    accepted = Journal()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.add(writer)
+        await reader.read()  # until the client gives up
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    harness = Harness(session, f"http://127.0.0.1:{port}/ari", connect_timeout_s=0.1)
+    try:
+        async with running(harness) as task:
+            await accepted.wait_len(2)
+        assert task.cancelled()  # stopped while connecting, it ends
+    finally:
+        server.close()
+    assert harness.log.items == [] and harness.states.items == []
+    assert "ARI events: connection failed: TimeoutError" in caplog.text
 
 
 async def test_refused_credentials_are_retried_and_never_logged(
