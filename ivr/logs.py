@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 
@@ -27,6 +28,23 @@ class LogfmtFormatter(logging.Formatter):
         if record.exc_info:
             line += f' exc="{self.formatException(record.exc_info)!r}"'
         return line
+
+
+class ClientInputErrors(logging.Filter):
+    """For aiohttp's server logger: a request it could not parse is logged
+    with the parser's error, which quotes what the client sent (a bad header
+    line, whole). Bytes from a client may hold anything, a caller's number
+    too, so only the error's kind is kept. An error in one of our handlers
+    keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} (HTTP {exc.code})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def redact_url(url: str) -> str:
@@ -51,3 +69,6 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's access log would carry nothing sensitive, but is noise at INFO.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientInputErrors) for f in server.filters):
+        server.addFilter(ClientInputErrors())
