@@ -104,7 +104,13 @@ class Adoption:
             try:
                 record = await self.s.store.get_call(call_id)
             except RoutingError:
-                record = None  # still adopted: the actor finds Redis down and takes the fallback
+                # Still adopted, as a call with no record: the actor starts
+                # its menu again, whose end finds Redis down and takes the
+                # fallback. A bridged caller would lose their advocate that
+                # way; the window for it is the moment between the start-up
+                # roster sync, which needs Redis (the engine will not start
+                # without it), and this first pass.
+                record = None
             bridge = bridges.get(f"{call_id}-bridge")
             item = Adopt(record=record, legs=tuple(c.id for c in found.legs),
                          up_legs=frozenset(c.id for c in found.legs if c.state == "Up"),
