@@ -1081,18 +1081,16 @@ class CallActor:
                                                        priority=1)
             except AriNotFound:
                 pass  # the caller hung up
-            except AriUnavailable as exc:
-                # Asterisk slow or restarting: no reconnection need follow,
-                # and nobody else would move the caller. Once Asterisk is
-                # gone for good, the channel died with it, or is still in our
-                # application, where the next reconnection adopts it.
-                if pause_s is not None:
+            except AriError as exc:
+                # Asterisk slow or restarting (AriUnavailable): no reconnection
+                # need follow, and nobody else would move the caller. Once
+                # Asterisk is gone for good, the channel died with it, or is
+                # still in our application, where the next reconnection adopts it.
+                if isinstance(exc, AriUnavailable) and pause_s is not None:
                     log.warning("call %s: fallback not reached (%s); again in %g s", self.key,
                                 type(exc).__name__, pause_s)
                     await asyncio.sleep(pause_s)
                     continue
-                log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
-            except AriError as exc:
                 log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
             break
         self.s.forget(self)

@@ -115,11 +115,17 @@ async def test_without_a_socket_the_request_is_not_sent_and_http_may_take_it():
         await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
 
 
-async def test_a_socket_that_closes_with_requests_in_flight_fails_them_unavailable():
-    requests = SocketRequests()
+async def request_in_flight(requests: SocketRequests) -> asyncio.Future[None]:
+    """A request sent on a socket that answers only the trial ping: its answer never comes."""
     await attached(requests, FakeSocket(requests, pings_only))
     pending = asyncio.ensure_future(rest_over(requests).answer("c1"))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: sent
+    return pending
+
+
+async def test_a_socket_that_closes_with_requests_in_flight_fails_them_unavailable():
+    requests = SocketRequests()
+    pending = await request_in_flight(requests)
     requests.detach()
     with pytest.raises(AriUnavailable, match="closed with the request in flight"):
         await pending
@@ -133,9 +139,7 @@ async def test_a_request_cancelled_as_its_socket_closes_ends_cancelled():
     # AriUnavailable in its place sent it on as if Asterisk had failed, to
     # hang up the advocate's leg and set them away mid-shutdown.
     requests = SocketRequests()
-    await attached(requests, FakeSocket(requests, pings_only))
-    pending = asyncio.ensure_future(rest_over(requests).answer("c1"))
-    await asyncio.sleep(0)
+    pending = await request_in_flight(requests)
     requests.detach()
     pending.cancel()
     with pytest.raises(asyncio.CancelledError):
