@@ -42,6 +42,7 @@ from ivr.wallboard import Wallboard
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
+from routing.connection import keeping_cancels
 from routing.daily import DailyCounts
 from routing.errors import RoutingError
 from routing.keys import Keys
@@ -189,7 +190,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         offers = OffersListener(store, settings.engine.instance_id, deliver_offer, Backoff(cap_s=1.0))
         tasks.spawn(offers.run(), name="offers")
         # Subscribed before any call can be queued: no offer is published unheard.
-        await asyncio.wait_for(offers.subscribed.wait(), 10)
+        async with asyncio.timeout(10):
+            await offers.subscribed.wait()
         tasks.spawn(_heartbeat(store, settings.engine.instance_id), name="heartbeat")
         tasks.spawn(engine.sweep_ghosts(), name="ghost-sweep")
         tasks.spawn(recovery.run(), name="routing-recovery")
@@ -246,12 +248,14 @@ def redis_for(settings: Settings) -> redis.Redis:
     callers would pay a round trip each. A connection Redis closed (a
     restart) is at EOF, which the pool checks before handing it out; one
     that fails mid-command is retried on a new one.
+
+    Its connections send without losing a cancel (routing.connection).
     """
-    return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
+    return redis.Redis.from_pool(keeping_cancels(redis.BlockingConnectionPool.from_url(
         settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=5,
         decode_responses=True, health_check_interval=0, socket_timeout=1,
         socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
-        password=settings.redis.password.get_secret_value() if settings.redis.password else None))
+        password=settings.redis.password.get_secret_value() if settings.redis.password else None)))
 
 
 def _queue_policies(settings: Settings, catalog: LanguageCatalog,

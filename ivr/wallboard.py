@@ -150,7 +150,8 @@ class Wallboard:
                         last, sent_at = board, time.monotonic()
                 # Paced by refresh_s, cut short when the engine stops.
                 try:
-                    await asyncio.wait_for(self._closing.wait(), self._refresh_s)
+                    async with asyncio.timeout(self._refresh_s):
+                        await self._closing.wait()
                 except TimeoutError:
                     pass
         except ConnectionResetError:

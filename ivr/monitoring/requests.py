@@ -155,6 +155,7 @@ class MonitorDesk:
             return None
         try:
             # On timeout the future is cancelled, so the call skips the request.
-            return await asyncio.wait_for(reply, self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                return await reply
         except TimeoutError:
             return MonitorAnswer(False, "timeout", "the call did not take the request in time; try again")

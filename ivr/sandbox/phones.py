@@ -128,8 +128,8 @@ class Phones:
 
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: bool(self.events) and self.events[-1]["seq"] > seq),
-                                       timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait_for(lambda: bool(self.events) and self.events[-1]["seq"] > seq)
             except TimeoutError:
                 pass
         return await newer()
@@ -292,7 +292,8 @@ class Phones:
         self._recordings[name] = done
         try:
             await self.rest.record(call_id, name, max_duration_s=seconds)
-            await asyncio.wait_for(done, seconds + 5)
+            async with asyncio.timeout(seconds + 5):
+                await done
         finally:
             self._recordings.pop(name, None)
         path = self.spool / "recording" / f"{name}.wav"

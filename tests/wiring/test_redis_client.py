@@ -49,3 +49,9 @@ async def test_a_redis_that_cannot_be_reached_at_start_up_costs_a_warning_not_th
     finally:
         await client.aclose()
     assert f"{REDIS_CONNECTIONS} of {REDIS_CONNECTIONS} connections not opened at start-up" in caplog.text
+
+
+def test_the_engine_s_connections_send_without_losing_a_cancel(redis_url):
+    # tests/routing/test_connection_cancels.py shows what that is and that it works.
+    from routing.connection import _KeepsCancel
+    assert issubclass(_client(redis_url).connection_pool.connection_class, _KeepsCancel)
