@@ -23,6 +23,7 @@ class FaultInjector:
         self._ari_proxy = ari_proxy
         self.done: list[dict[str, object]] = []
         self.asterisk_down: list[Window] = []  # calls ending in these windows died with Asterisk
+        self.engine_back_at: float | None = None  # when the last killed engine was running again
 
     async def run(self, faults: tuple[Fault, ...], t0: float) -> None:
         for fault in faults:
@@ -42,6 +43,7 @@ class FaultInjector:
                 await self._engine.kill()
                 await asyncio.sleep(fault.for_s)  # the engine is down this long
                 await self._engine.start()
+                self.engine_back_at = time.time()
             case "restart-redis":
                 await asyncio.to_thread(self._sandbox.restart_redis)
             case "redis-down":

@@ -57,6 +57,13 @@ BACKUP_PHONE = "1999"
 IN_PLAY = ("waiting", "offered", "bridged", "escalating")
 # A caller left alone in a bridge (the advocate hung up while no engine ran) hangs up after this.
 ALONE_S = 5.0
+# A restarted engine starts the menu again for the calls it adopts in it
+# (ivr/adoption.py). A simulated caller pressed their digits once and stays
+# silent, so such a call takes the silent caller's path: about 150 s of menus
+# at relay speed, then the queue (placed to answered up to 192 s in a run
+# with the engine killed at 200 s). The drain lasts at least this long after
+# the engine is back, or those callers would be judged stranded.
+ADOPTED_IN_MENU_S = 240.0
 
 
 class LoadRun:
@@ -116,7 +123,10 @@ class LoadRun:
                 self.tasks.spawn(loop, name=name)
             try:
                 callers = await self._drive(t0)
-                await self._drain(callers, t0 + plan.duration_s + plan.drain_s)
+                drain_until = t0 + plan.duration_s + plan.drain_s
+                if faults.engine_back_at is not None:
+                    drain_until = max(drain_until, faults.engine_back_at + ADOPTED_IN_MENU_S)
+                await self._drain(callers, drain_until)
                 stranded = await self._end_leftovers()
                 orphans, stuck = await self._leftovers_in_redis(engine)
             finally:
@@ -391,7 +401,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[LoadPlan, Path | None]:
     parser.add_argument("--callers", type=int, default=20, help="simulated callers in the line at once")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds during which calls are placed")
     parser.add_argument("--advocates", type=int, default=20)
-    parser.add_argument("--drain", type=float, default=120.0, help="seconds calls in progress get to finish")
+    parser.add_argument("--drain", type=float, default=120.0,
+                        help=f"seconds calls in progress get to finish (after a kill-engine, "
+                             f"at least {ADOPTED_IN_MENU_S:g} from the engine's return)")
     parser.add_argument("--abandon-rate", type=float, default=0.15)
     parser.add_argument("--fault", action="append", default=[], metavar="KIND@AT[:FOR]",
                         help="inject a fault AT seconds into the run (repeatable)")
