@@ -98,7 +98,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                             retention_s=monitoring.audit_retention_days * 86400)
     restore = RestoreStore(redis_client, queues=queues, keys=keys)
     session = ari_session()
-    socket_requests = SocketRequests() if settings.ari.requests_over_websocket else None
+    socket_requests = (SocketRequests(on_stall=metrics.ari_socket_held_up.inc)
+                       if settings.ari.requests_over_websocket else None)
     rest = AriRest(session, f"{settings.ari.url}/ari", settings.ari.username,
                    settings.ari.password.get_secret_value(), timeout_s=settings.ari.request_timeout_s,
                    socket=socket_requests)

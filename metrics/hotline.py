@@ -75,6 +75,9 @@ class HotlineMetrics:
         self.redis_up = Gauge("hotline_redis_up", "1 if Redis answered the engine's last probe or scrape.", registry=r)
         self.ari_events_skipped = Counter("hotline_ari_events_skipped", "Malformed or unexpected ARI events skipped.",
                                           ["reason"], registry=r)
+        self.ari_socket_held_up = Counter("hotline_ari_socket_held_up",
+                                          "Times a request held up in Asterisk held up the ARI WebSocket's others "
+                                          "(requests went over HTTP until it answered again).", registry=r)
         # Queue policies (issue 4): relay calls, service level, crisis escalation.
         self.service_level_target = Gauge("hotline_service_level_target_seconds",
                                           "Service-level target: calls should be answered within this many seconds.",

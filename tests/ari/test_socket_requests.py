@@ -182,3 +182,94 @@ async def test_requests_wait_for_http_until_the_trial_ping_is_answered():
     requests.resolve({"type": "RESTResponse", "request_id": socket.sent[0]["request_id"], "status_code": 200})
     assert await trial
     assert requests.attached
+
+
+# -- a request held up in Asterisk -------------------------------------------
+# Asterisk runs a socket's requests one after another, and one on a channel
+# waits for that channel's thread (a variable set while a prompt plays waits
+# for the prompt's end). The real case runs against Asterisk in
+# tests/e2e/test_survive_ari_faults.py.
+
+def answered_by_hand(message: dict) -> None:
+    """Asterisk answering nothing yet: each test resolves what it needs."""
+    return None
+
+
+async def held_up(requests: SocketRequests, fake_socket: FakeSocket) -> asyncio.Future:
+    """A request in flight on `fake_socket` for longer than the requests' stall_after_s."""
+    trial = asyncio.ensure_future(requests.attach(fake_socket))
+    await asyncio.sleep(0)
+    requests.resolve({"type": "RESTResponse", "request_id": fake_socket.sent.pop(0)["request_id"],
+                      "status_code": 200})
+    assert await trial
+    held = asyncio.ensure_future(requests.request("POST", "/channels/c1/variable", {"variable": "X"}, None,
+                                                  5.0, "POST /channels/c1/variable"))
+    await asyncio.sleep(0.06)
+    return held
+
+
+def answer(requests: SocketRequests, message: dict, status: int = 204) -> None:
+    requests.resolve({"type": "RESTResponse", "request_id": message["request_id"], "status_code": status})
+
+
+async def test_requests_behind_a_held_up_one_go_over_http_until_a_ping_behind_it_is_answered(
+        fake, session, fake_ari, caplog):
+    stalls = []
+    requests = SocketRequests(stall_after_s=0.05, on_stall=lambda: stalls.append(1))
+    socket = FakeSocket(requests, answered_by_hand)
+    held = await held_up(requests, socket)
+    _, server = fake_ari
+    rest = AriRest(session, str(server.make_url("/ari")), "u", "p", timeout_s=2.0, socket=requests)
+
+    await rest.answer("c2")
+    await rest.hangup("c3")
+    assert [r.path for r in fake.requests] == ["/ari/channels/c2/answer", "/ari/channels/c3"]  # over HTTP
+    assert requests.held_up and stalls == [1]
+    assert "holds up the ones behind it" in caplog.text
+    # On the socket: the held request, then one ping sent behind it, whatever came after.
+    held_message, probe = socket.sent
+    assert probe["uri"] == "asterisk/ping"
+
+    # Asterisk answers in order: the held request, then the ping.
+    answer(requests, held_message)
+    assert (await held).status == 204
+    assert requests.held_up
+    answer(requests, probe, 200)
+    await asyncio.sleep(0)
+    assert not requests.held_up
+    assert "answering again after" in caplog.text
+    over_socket = asyncio.ensure_future(rest.answer("c4"))
+    await asyncio.sleep(0)
+    assert socket.sent[-1]["uri"] == "channels/c4/answer"
+    answer(requests, socket.sent[-1])
+    assert await over_socket is None
+    assert len(fake.requests) == 2 and stalls == [1]
+
+
+async def test_a_request_answered_within_stall_after_s_holds_nothing_up():
+    requests = SocketRequests(stall_after_s=0.2)
+    socket = FakeSocket(requests, answered_by_hand)
+    held = await held_up(requests, socket)  # 0.06 s in flight: under 0.2
+    with_it = asyncio.ensure_future(requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping"))
+    await asyncio.sleep(0)
+    assert not requests.held_up
+    assert [m["uri"] for m in socket.sent] == ["channels/c1/variable?variable=X", "asterisk/ping"]
+    for message in socket.sent:
+        answer(requests, message)
+    await held, await with_it
+
+
+async def test_a_held_up_socket_that_closes_is_forgotten_and_the_next_one_used():
+    requests = SocketRequests(stall_after_s=0.05)
+    first = FakeSocket(requests, answered_by_hand)
+    held = await held_up(requests, first)
+    with pytest.raises(NotConnected):
+        await requests.request("GET", "/asterisk/ping", {}, None, 1.0, "GET /asterisk/ping")
+    assert requests.held_up
+    requests.detach()  # the ping behind the held request fails with it, unheard
+    with pytest.raises(AriUnavailable, match="closed with the request in flight"):
+        await held
+    assert not requests.held_up
+    second = await attached(requests, FakeSocket(requests, lambda m: {"status_code": 204}))
+    assert await rest_over(requests).answer("c2") is None
+    assert [m["uri"] for m in second.sent] == ["channels/c2/answer"]

@@ -91,6 +91,13 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout_s: float,
         await asyncio.sleep(0.05)
 
 
+async def until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """``eventually`` for a plain condition on the test's own objects."""
+    async def probe() -> bool:
+        return check()
+    await eventually(probe, timeout_s, what)
+
+
 @pytest.fixture
 async def http(sandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
     async with ari_session() as session:  # ARI's, the phones' and the engine's API
