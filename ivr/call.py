@@ -88,6 +88,11 @@ FEATURE_CODE_TIMEOUT_S = 3.0
 # Pauses between attempts to hand a caller to the dialplan fallback while
 # Asterisk does not answer (a request times out, or a 5xx).
 FALLBACK_RETRIES_S = (0.5, 1.0, 2.0)
+# A call adopted in the menu: the dead engine's playbacks on it that the new
+# one stops (ivr.hold.HoldLine.stop_left_behind). A playback per prompt, so
+# as many prompts as a caller hears in minutes of the menu; one who has
+# heard more may have their first request held until the prompt ends.
+ADOPTED_PROMPTS_STOPPED = 40
 
 
 class CallActor:
@@ -313,6 +318,7 @@ class CallActor:
         if record is None or state is None:
             # Still in the menu when the engine died: start it again.
             log.info("call %s adopted in the menu; starting it again", self.key)
+            await self.hold.stop_left_behind(ADOPTED_PROMPTS_STOPPED)
             session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did))
             self.state = InMenu(session)
             await self._menu(session.start())

@@ -9,6 +9,7 @@ message is stopped before the caller is connected (``stop``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -29,6 +30,20 @@ class HoldLine:
         """A fresh playback id on this call (menu prompts use them too)."""
         self._count += 1
         return f"{self.channel}-pb{self._count}"
+
+    async def stop_left_behind(self, count: int) -> None:
+        """Stop what a dead engine may still be playing on this channel (its
+        playback ids, pb1 to pb<count>: only the last it started can still
+        play), and number this engine's playbacks after them.
+
+        Asterisk carries out a channel's requests in its own thread, after
+        the prompt playing: left playing, a dead engine's greeting (22 s)
+        held the new engine's first request on the call (the language the
+        caller chose) until it ended, past the request's timeout, and the
+        caller went to the backup line. Stopping a playback is not held.
+        """
+        await asyncio.gather(*(stop_playback(self.rest, f"{self.channel}-pb{n}") for n in range(1, count + 1)))
+        self._count = max(self._count, count)
 
     async def music(self) -> None:
         try:

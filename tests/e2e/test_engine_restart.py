@@ -4,21 +4,24 @@ the new engine adopts them from where Redis says they were."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import aiohttp
 
 from ivr.adoption import GHOST_SWEEP_S, HEARTBEAT_TTL_S
 from ivr.app import running_engine
 from ivr.ari.rest import AriRest
+from ivr.call_states import InMenu
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.phones_client import PhonesClient
 
-from .conftest import PHONES, TEST_PREFIX, EngineApi, eventually, settings_with
+from .conftest import PHONES, TEST_PREFIX, EngineApi, eventually, settings_with, until
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
 
 
@@ -44,6 +47,19 @@ async def start_doomed_engine() -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
+@contextlib.asynccontextmanager
+async def doomed_engine(http: aiohttp.ClientSession) -> AsyncIterator[EngineApi]:
+    """An engine in a process of its own, SIGKILLed when the block ends."""
+    doomed = await start_doomed_engine()
+    try:
+        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
+        yield EngineApi(http, DOOMED_PORT)
+    finally:
+        if doomed.returncode is None:
+            doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+
+
 async def healthy(http: aiohttp.ClientSession, port: int) -> bool:
     try:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -54,10 +70,7 @@ async def healthy(http: aiohttp.ClientSession, port: int) -> bool:
 
 async def test_killed_engine_leaves_no_call_behind_the_next_one_adopts_them_in_place(
         phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession, redis_client):
-    doomed = await start_doomed_engine()
-    try:
-        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
-        first = EngineApi(http, DOOMED_PORT)
+    async with doomed_engine(http) as first:
         await first.act("ana", "login")
         connected = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
         await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
@@ -69,10 +82,6 @@ async def test_killed_engine_leaves_no_call_behind_the_next_one_adopts_them_in_p
         async def three_waiting_for_the_first_engine():
             return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 3
         await eventually(three_waiting_for_the_first_engine, ROUTE_S, "three callers waiting")
-    finally:
-        if doomed.returncode is None:
-            doomed.send_signal(signal.SIGKILL)
-        await doomed.wait()
 
     async with running_engine(settings_with()) as engine:
         async def three_waiting():
@@ -114,18 +123,12 @@ async def test_killed_engine_leaves_no_call_behind_the_next_one_adopts_them_in_p
 
 async def test_caller_who_hangs_up_while_no_engine_runs_is_cleared_and_holds_no_place(
         phones: PhonesClient, http: aiohttp.ClientSession, redis_client):
-    doomed = await start_doomed_engine()
-    try:
-        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
+    async with doomed_engine(http):
         call = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
 
         async def waiting_for_the_first_engine():
             return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
         await eventually(waiting_for_the_first_engine, ROUTE_S, "the caller waiting")
-    finally:
-        if doomed.returncode is None:
-            doomed.send_signal(signal.SIGKILL)
-        await doomed.wait()
     await phones.hangup(call["id"])  # nobody is listening for this
 
     async with running_engine(settings_with()) as engine:
@@ -139,3 +142,29 @@ async def test_caller_who_hangs_up_while_no_engine_runs_is_cleared_and_holds_no_
         _, luis = await api.request("GET", "/advocates/luis", "luis")
         assert luis["state"] == "available"
         assert not [e for e in await phones.seen_until_now() if e["kind"] == "ringing" and e["number"] == PHONES["luis"]]
+
+
+async def test_a_caller_adopted_in_the_menu_is_heard_at_once_the_dead_engines_prompt_stopped(
+        phones: PhonesClient, http: aiohttp.ClientSession, caplog):
+    async with doomed_engine(http):
+        # Spanish chosen: the dead engine's last prompt is the call-type menu
+        # (23 s), its second playback on the call; the new engine's own
+        # numbering starts again, so stopping its own does not stop that one.
+        call = await phones.place_call(CALLER, TOLL_FREE, dtmf="2")
+        await asyncio.sleep(2.5)  # the digit at 1 s, the call-type menu started
+
+    async with running_engine(settings_with()) as engine:
+        async def in_the_menu():
+            actors = list(engine.engine.calls.values())
+            return actors[0] if actors and isinstance(actors[0].state, InMenu) else None
+        actor = await eventually(in_the_menu, 10, "the call adopted in the menu")
+        # The menu starts again; choosing Spanish sets the channel's language,
+        # which Asterisk would hold until the dead engine's prompt ended.
+        await phones.send_dtmf(call["id"], "2")
+        await until(lambda: actor.language == "es", 3, "the caller's language set")
+        await phones.send_dtmf(call["id"], "1")
+
+        async def waiting_in_spanish():
+            return actor.key in await engine.store.waiting("spanish") or None
+        await eventually(waiting_in_spanish, 10, "the caller waiting in the Spanish line")
+        assert "AriUnavailable" not in caplog.text and "holds up" not in caplog.text

@@ -10,7 +10,6 @@ channel and who it is bridged with.
 from __future__ import annotations
 
 import asyncio
-import signal
 from dataclasses import dataclass
 
 import aiohttp
@@ -24,7 +23,7 @@ from routing.audit import AuditEntry
 
 from .conftest import PHONES, EngineApi, eventually, metric_value, settings_with
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
-from .test_engine_restart import DOOMED_PORT, healthy, start_doomed_engine
+from .test_engine_restart import doomed_engine
 
 SUPERVISOR = "sam"
 TONE = "tone:440"
@@ -284,10 +283,7 @@ async def test_a_supervisor_cannot_monitor_the_call_they_are_taking(
 
 async def test_a_new_engine_adopts_the_call_but_not_a_dead_engines_monitoring(
         phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession):
-    doomed = await start_doomed_engine()
-    try:
-        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
-        first = EngineApi(http, DOOMED_PORT)
+    async with doomed_engine(http) as first:
         await first.act("ana", "login")
         caller = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
         advocate = await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
@@ -305,10 +301,6 @@ async def test_a_new_engine_adopts_the_call_but_not_a_dead_engines_monitoring(
         async def snooping():
             return any(c.id.startswith(f"{hotline_call}-mon-") and "-snoop" in c.id for c in await ari.list_channels())
         await eventually(snooping, ARRANGE_S, "the snoop in place")
-    finally:
-        if doomed.returncode is None:
-            doomed.send_signal(signal.SIGKILL)
-        await doomed.wait()
 
     async with running_engine(settings_with()) as engine:
         await phones.wait_for(lambda e: e["call"] == supervisor["call"] and e["kind"] == "ended", 10,

@@ -4,7 +4,6 @@ ended the call in Redis and sent the caller to the backup destination."""
 
 from __future__ import annotations
 
-import signal
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -16,23 +15,18 @@ from routing.keys import Keys
 
 from .conftest import BACKUP_PHONE, PHONES, TEST_PREFIX, eventually, settings_with
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
-from .test_engine_restart import DOOMED_PORT, healthy, start_doomed_engine
+from .test_engine_restart import doomed_engine
 from .test_survive_redis import the_bridged_call
 
 
 async def test_an_advocate_freed_while_no_engine_ran_takes_the_call_the_next_engine_adopts(
         phones: PhonesClient, http: aiohttp.ClientSession, redis_client: aioredis.Redis):
-    doomed = await start_doomed_engine()
-    try:
-        await eventually(lambda: healthy(http, DOOMED_PORT), 20, "the first engine up")
+    async with doomed_engine(http):
         await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
 
         async def waiting() -> bool:
             return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
         await eventually(waiting, ROUTE_S, "the caller waiting")
-    finally:
-        doomed.send_signal(signal.SIGKILL)
-        await doomed.wait()
     # No engine runs: the offer to ana is published to nobody.
     settings = settings_with(engine={"instance_id": "doomed"})
     store = RoutingStore(redis_client, [], Keys(TEST_PREFIX))
