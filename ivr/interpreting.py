@@ -166,7 +166,7 @@ class Interpreting:
             await self.s.rest.send_dtmf(leg, dtmf, between_ms=DTMF_GAP_MS, duration_ms=DTMF_TONE_MS)
             # Joins after the digits (commands on a channel run in order), so
             # caller and advocate never hear the provider's own menu.
-            await self.s.rest.add_to_bridge(self.bridge, [leg], timeout_s=10 + keying_seconds(dtmf))
+            await self.s.rest.add_to_bridge(self.bridge, [leg], waits_s=10 + keying_seconds(dtmf))
         except (AriNotFound, AriConflict):
             pass  # the provider hung up meanwhile: its ChannelDestroyed follows
 

@@ -207,11 +207,16 @@ class AriRest:
         return [parse_model(Bridge, item, "bridge") for item in _as_list(body)]
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: str | Sequence[str], *,
-                            role: str | None = None, timeout_s: float | None = None) -> None:
-        """Asterisk answers once the channel is in; a channel still streaming
-        DTMF joins only after its digits, so pass a ``timeout_s`` covering them."""
+                            role: str | None = None, waits_s: float | None = None) -> None:
+        """Asterisk answers once the channel is in. A channel still sending
+        DTMF joins only after its digits, and Asterisk holds the request
+        until then: pass ``waits_s`` covering them. Such a request goes over
+        HTTP: on the events WebSocket, whose requests Asterisk runs one after
+        another, an interpreter's 6.5 s of keying held every call's requests
+        (ivr.ari.socket_requests)."""
         await self._request("POST", f"/bridges/{_seg(bridge_id)}/addChannel",
-                            {"channel": _id_list(channel_ids), "role": role}, timeout_s=timeout_s)
+                            {"channel": _id_list(channel_ids), "role": role}, timeout_s=waits_s,
+                            over_socket=waits_s is None)
 
     async def remove_from_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
         await self._request("POST", f"/bridges/{_seg(bridge_id)}/removeChannel",

@@ -90,6 +90,18 @@ async def test_an_originate_goes_over_http_not_behind_the_socket_queue():
     assert socket.sent == []
 
 
+async def test_a_join_asterisk_holds_until_the_digits_end_goes_over_http():
+    # An interpreter's line joins after its keying; on the socket the join
+    # would hold every other call's requests that long.
+    requests = SocketRequests()
+    socket = FakeSocket(requests, lambda m: {"status_code": 204})
+    await attached(requests, socket)
+    with pytest.raises(AssertionError, match="sent over HTTP"):
+        await rest_over(requests).add_to_bridge("b1", ["interp-leg"], waits_s=16.5)
+    await rest_over(requests).add_to_bridge("b1", ["caller", "advocate"])  # joins at once: on the socket
+    assert [m["uri"] for m in socket.sent] == ["bridges/b1/addChannel?channel=caller%2Cadvocate"]
+
+
 async def test_an_error_status_is_the_same_error_as_over_http():
     requests = SocketRequests()
     await attached(requests, FakeSocket(requests, lambda m: pings_only(m) or {

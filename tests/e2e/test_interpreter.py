@@ -91,6 +91,23 @@ async def test_advocate_adds_a_vietnamese_interpreter_through_the_api(
     assert status == 403, body  # not luis's call
 
 
+async def test_another_call_goes_on_while_the_interpreter_keys_in(
+        engine, api: EngineApi, phones: PhonesClient, ari: AriRest):
+    # The interpreter's line joins after its digits (6.5 s), and Asterisk
+    # holds the join until then: sent on the events WebSocket, it held every
+    # other call's requests that long (ivr.ari.socket_requests).
+    hotline_call, _ = await connected_call(engine, api, phones)
+    status, body = await api.request("POST", f"/calls/{hotline_call}/interpreter", "ana", json={"language": "vi"})
+    assert status == 202, body
+    await phones.wait_for(answered_at(PRIMARY), JOIN_S, what="the interpreter service answering")
+    await api.act("luis", "login")
+    await phones.place_call("+15555550177", TOLL_FREE, dtmf="12")  # its menu's prompts: requests meanwhile
+
+    await phones.wait_for(rang(PHONES["luis"]), ROUTE_S, what="luis's phone ringing for the second caller")
+    await three_party_bridge(ari, hotline_call)
+    assert metric_value(await api.metrics(), "hotline_ari_socket_held_up_total") == 0
+
+
 async def test_advocate_adds_a_vietnamese_interpreter_with_a_feature_code(
         engine, api: EngineApi, phones: PhonesClient, ari: AriRest):
     hotline_call, ring = await connected_call(engine, api, phones)
