@@ -120,6 +120,9 @@ class AriRest:
         body = await self._request("POST", path, {"media": media_param, "lang": lang})
         return parse_model(Playback, body, "playback")
 
+    async def get_playback(self, playback_id: str) -> Playback:
+        return parse_model(Playback, await self._request("GET", f"/playbacks/{_seg(playback_id)}"), "playback")
+
     async def stop_playback(self, playback_id: str) -> None:
         await self._request("DELETE", f"/playbacks/{_seg(playback_id)}")
 

@@ -16,6 +16,7 @@ import aiohttp
 
 from ivr.adoption import GHOST_SWEEP_S, HEARTBEAT_TTL_S
 from ivr.app import running_engine
+from ivr.ari.errors import AriNotFound
 from ivr.ari.rest import AriRest
 from ivr.call_states import InMenu
 from ivr.cli import SANDBOX_CONFIG
@@ -145,13 +146,21 @@ async def test_caller_who_hangs_up_while_no_engine_runs_is_cleared_and_holds_no_
 
 
 async def test_a_caller_adopted_in_the_menu_is_heard_at_once_the_dead_engines_prompt_stopped(
-        phones: PhonesClient, http: aiohttp.ClientSession, caplog):
+        phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession, caplog):
     async with doomed_engine(http):
         # Spanish chosen: the dead engine's last prompt is the call-type menu
         # (23 s), its second playback on the call; the new engine's own
         # numbering starts again, so stopping its own does not stop that one.
         call = await phones.place_call(CALLER, TOLL_FREE, dtmf="2")
-        await asyncio.sleep(2.5)  # the digit at 1 s, the call-type menu started
+
+        async def call_type_menu_playing():
+            hotline = [c.id for c in await ari.list_channels()
+                       if c.dialplan.app_data.startswith(f"hotline,{TOLL_FREE},")]
+            try:
+                return hotline and (await ari.get_playback(f"{hotline[0]}-pb2")).state == "playing"
+            except AriNotFound:
+                return False
+        await eventually(call_type_menu_playing, 10, "the first engine playing the call-type menu")
 
     async with running_engine(settings_with()) as engine:
         async def in_the_menu():
