@@ -20,7 +20,7 @@ from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, Adoption
 from ivr.api import Api, Authenticator, RosterEntry
 from ivr.ari.rest import AriRest, ari_session
 from ivr.ari.socket_requests import SocketRequests
-from ivr.ari.stream import Backoff, EventStream
+from ivr.ari.stream import Backoff, EventStream, RequestSocket
 from ivr.engine import Engine
 from ivr.offers import OffersListener
 from ivr.pages import Pages
@@ -69,6 +69,7 @@ class Running:
     http_port: int
     audit: SupervisorAudit
     recovery: RoutingRecovery
+    socket_requests: SocketRequests | None  # None: requests over HTTP only (ari.requests_over_websocket)
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +150,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
                          settings.ari.password.get_secret_value(), settings.engine.app, engine.on_event,
                          on_connected=on_ari_connected, on_state=lambda up: metrics.ari_connected.set(int(up)),
                          on_skipped=lambda reason: metrics.ari_events_skipped.labels(reason=reason).inc(),
-                         backoff=Backoff(cap_s=settings.ari.reconnect_max_s), requests=socket_requests)
+                         backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
+    request_socket = (RequestSocket(session, f"{settings.ari.url}/ari", settings.ari.username,
+                                    settings.ari.password.get_secret_value(), settings.engine.app, socket_requests,
+                                    backoff=Backoff(cap_s=settings.ari.reconnect_max_s))
+                      if socket_requests is not None else None)
     recovery = RoutingRecovery(
         RecoveryConfig(owner=settings.engine.instance_id, probe_s=settings.redis.probe_s,
                        outage_hold_s=settings.redis.outage_hold_s),
@@ -197,9 +202,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         tasks.spawn(engine.sweep_ghosts(), name="ghost-sweep")
         tasks.spawn(recovery.run(), name="routing-recovery")
         tasks.spawn(stream.run(), name="ari-events")
+        if request_socket is not None:
+            tasks.spawn(request_socket.run(), name="ari-requests")
         log.info("engine %s up: app %s, API on %s:%d", settings.engine.instance_id, settings.engine.app,
                  settings.engine.http_host, port)
-        yield Running(engine, store, metrics, stream, port, audit, recovery)
+        yield Running(engine, store, metrics, stream, port, audit, recovery, socket_requests)
     finally:
         await tasks.close()
         await runner.cleanup()

@@ -33,10 +33,9 @@ log = logging.getLogger(__name__)
 # event of its channels: 45 for an answered call, 25 of them ChannelVarset.
 # Asked for these only it sends about a dozen, and the engine parses no
 # more: a third of its CPU time per call went to parsing events it ignored.
-# RESTResponse carries the answers to REST requests sent over the events
-# socket (ivr.ari.socket_requests): filtered out, they would never arrive.
+# (The answers to REST requests come on a socket of their own: ivr.ari.stream.)
 EVENTS = ("StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
-          "PlaybackFinished", "ChannelEnteredBridge", "RESTResponse")
+          "PlaybackFinished", "ChannelEnteredBridge")
 
 # Events nobody needs: Asterisk sends them for every channel of the app.
 QUIET = frozenset({"ChannelVarset", "ChannelStateChange", "ChannelDialplan", "ChannelConnectedLine",

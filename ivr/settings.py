@@ -91,7 +91,7 @@ class AriSettings(_Section):
     password: SecretStr
     request_timeout_s: Seconds = 5.0
     reconnect_max_s: Seconds = 5.0
-    # REST requests over the events WebSocket while it is up (half the
+    # REST requests over a WebSocket while it is up (half the
     # engine's CPU per request of HTTP). Needs Asterisk 20.14, 21.9, 22.4 or
     # later; set false for an older one, whose socket would not answer them.
     requests_over_websocket: bool = True

@@ -45,7 +45,7 @@ class AriRest:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, username: str, password: str,
                  timeout_s: float = 5.0, socket: SocketRequests | None = None) -> None:
         self._session = session
-        # The events WebSocket, when it is up: requests go there, else over HTTP.
+        # The request WebSocket, when it is up: requests go there, else over HTTP.
         self._socket = socket
         self._timeout_s = timeout_s
         self._base_url = base_url.rstrip("/")
@@ -170,7 +170,7 @@ class AriRest:
             "endpoint": endpoint, "app": app, "appArgs": app_args or None, "channelId": channel_id,
             "otherChannelId": other_channel_id, "callerId": caller_id, "timeout": timeout_s,
         }
-        # Over HTTP even while the events socket carries requests: Asterisk
+        # Over HTTP even while the request socket carries requests: Asterisk
         # runs a socket's requests one after another, and an advocate's ring
         # must not wait behind other calls' answers and music.
         body = await self._request("POST", "/channels", params, json={"variables": dict(variables or {})},
@@ -214,7 +214,7 @@ class AriRest:
         """Asterisk answers once the channel is in. A channel still sending
         DTMF joins only after its digits, and Asterisk holds the request
         until then: pass ``waits_s`` covering them. Such a request goes over
-        HTTP: on the events WebSocket, whose requests Asterisk runs one after
+        HTTP: on the request WebSocket, whose requests Asterisk runs one after
         another, an interpreter's 6.5 s of keying held every call's requests
         (ivr.ari.socket_requests)."""
         await self._request("POST", f"/bridges/{_seg(bridge_id)}/addChannel",

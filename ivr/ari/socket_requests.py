@@ -1,17 +1,11 @@
-"""ARI REST requests over the events WebSocket (Asterisk 20.14, 21.9, 22.4 and later).
+"""ARI REST requests over a WebSocket (Asterisk 20.14, 21.9, 22.4 and later).
 
 Each REST request over HTTP cost the engine about 280 us of CPU in aiohttp
 (measured on the 2-core development machine; Asterisk parses the HTTP too),
 a dozen of them per routed call. The same request sent as a ``RESTRequest``
-message on the events WebSocket, answered by a ``RESTResponse`` message on
-it, cost about 120 us. So while the events socket is up and reconciled,
-``AriRest`` sends its requests here; otherwise over HTTP.
-
-The socket carries responses in order with events, so the stream hands this
-channel the socket only once its reconciliation pass is over and events are
-being read: a request sent earlier would wait for a response nobody reads.
-Asterisk must also be allowed to send ``RESTResponse`` through the
-application's event filter (``ivr.engine.EVENTS``).
+message on a WebSocket, answered by a ``RESTResponse`` message on it, cost
+about 120 us. So while the request socket (ivr.ari.stream.RequestSocket) is
+up, ``AriRest`` sends its requests here; otherwise over HTTP.
 
 Each new socket is tried first with a ping: until Asterisk has answered one
 on it, requests keep going over HTTP, so an Asterisk too old for this (or a
@@ -27,9 +21,10 @@ engine restart: 40 s of no answers, 29 callers sent to the backup line).
 So when the oldest request in flight has had no answer for ``stall_after_s``
 the socket counts as held up: requests go over HTTP, and a ping sent behind
 the held one brings them back when it is answered, in order, after it.
-Held longer than the stream's heartbeat (10 s), the socket is dropped, as
+Held longer than the socket's heartbeat (10 s), the socket is dropped, as
 Asterisk answers no WebSocket ping meanwhile: the held requests fail as
-``AriUnavailable`` and the stream connects again.
+``AriUnavailable`` and the socket is connected again. The events have a
+socket of their own, which a hold does not touch.
 
 A request that cannot be sent (no socket, not yet proven, closing, or held
 up) raises ``NotConnected`` and was not seen by Asterisk, so the caller may

@@ -5,8 +5,9 @@ then drop the connections it carries and refuse new ones, which is what a
 network fault looks like to the engine (Redis out of reach with its data
 intact, the ARI events WebSocket cut while Asterisk runs on), or hold back
 one reply (a server answering late). Connections are told apart by the
-first bytes the client sends, so ``block(b"/ari/events")`` cuts the events
-WebSocket and leaves the engine's REST requests alone.
+first bytes the client sends, so ``block(b"/ari/events")`` cuts the
+WebSockets (events, and requests when they go on one) and leaves the
+engine's REST requests over HTTP alone.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""REST requests over the events WebSocket (ivr.ari.socket_requests), against a fake socket.
+"""REST requests over a WebSocket (ivr.ari.socket_requests), against a fake socket.
 
 The real round trip through Asterisk is exercised by every e2e test: the
-engine sends its requests this way whenever its events socket is up.
+engine sends its requests this way whenever its request socket is up.
 """
 
 from __future__ import annotations

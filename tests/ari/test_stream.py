@@ -1,4 +1,4 @@
-"""EventStream against a stand-in ARI WebSocket that drops and refuses."""
+"""EventStream and RequestSocket against a stand-in ARI WebSocket that drops and refuses."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from ivr.ari.errors import AriUnavailable
 from ivr.ari.events import ChannelDtmfReceived, Event, StasisStart, UnknownEvent
-from ivr.ari.stream import Backoff, EventStream, events_url
+from ivr.ari.socket_requests import NotConnected, SocketRequests
+from ivr.ari.stream import Backoff, EventStream, RequestSocket, events_url
 
 from .conftest import PASSWORD, USERNAME, load_fixture
 from .waiting import TIMEOUT_S, Journal
@@ -112,9 +115,14 @@ class Harness:
         await asyncio.sleep(0)
 
 
+def running(harness: Harness) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
+    return running_task(harness.stream.run(), "event-stream")
+
+
 @contextlib.asynccontextmanager
-async def running(harness: Harness) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.get_running_loop().create_task(harness.stream.run(), name="event-stream")
+async def running_task(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
+    """`coro` running as a task, cancelled and awaited on exit."""
+    task = asyncio.get_running_loop().create_task(coro, name=name)
     try:
         yield task
     finally:
@@ -320,3 +328,103 @@ async def test_short_lived_connections_keep_backing_off(
 
     assert delays == pytest.approx([0.01, 0.02, 0.04])
 
+
+
+# -- RequestSocket ------------------------------------------------------------
+
+
+@dataclass
+class FakeRequests:
+    """Asterisk's side of a request socket: answers each RESTRequest with its
+    URI echoed, after the junk an application may also be sent. A request
+    for ``drop`` closes the connection unanswered, once."""
+
+    junk: list[str] = field(default_factory=lambda: ["not json", json.dumps({"type": "ApplicationRegistered"})])
+    drop: str | None = None
+    connections: Journal = field(default_factory=Journal)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.connections.add(dict(request.query))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for message in self.junk:
+            await ws.send_str(message)
+        async for message in ws:
+            asked = json.loads(message.data)
+            if asked["uri"] == self.drop:
+                self.drop = None
+                break
+            await ws.send_str(json.dumps({
+                "type": "RESTResponse", "request_id": asked["request_id"], "status_code": 200,
+                "reason_phrase": "OK", "message_body": json.dumps({"uri": asked["uri"]})}))
+        await ws.close()
+        return ws
+
+
+async def served(fake: FakeRequests) -> TestServer:
+    app = web.Application()
+    app.router.add_get("/ari/events", fake.handle)
+    server = TestServer(app)
+    await server.start_server()
+    return server
+
+
+async def until_attached(requests: SocketRequests) -> None:
+    async def attached() -> None:
+        while not requests.attached:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(attached(), TIMEOUT_S)
+
+
+@contextlib.asynccontextmanager
+async def request_socket(session: aiohttp.ClientSession, fake: FakeRequests,
+                         requests: SocketRequests) -> AsyncIterator[Journal]:
+    """A RequestSocket to `fake`, running; the journal of its reconnection delays."""
+    server = await served(fake)
+    delays = Journal()
+
+    async def sleep(delay: float) -> None:
+        delays.add(delay)
+        await asyncio.sleep(0)
+
+    socket = RequestSocket(session, base_url(server), USERNAME, PASSWORD, "hotline", requests,
+                           backoff=Backoff(0.01, 0.05, rng=lambda: 1.0), sleep=sleep)
+    try:
+        async with running_task(socket.run(), "request-socket"):
+            yield delays
+    finally:
+        await server.close()
+
+
+async def test_requests_go_on_a_socket_of_their_own_application(session: aiohttp.ClientSession,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    fake, requests = FakeRequests(), SocketRequests()
+    caplog.set_level(logging.DEBUG, logger="ivr.ari.stream")
+    async with request_socket(session, fake, requests):
+        await until_attached(requests)
+        response = await requests.request("GET", "/channels", {}, None, TIMEOUT_S, "GET /channels")
+
+    assert response.status == 200 and response.json() == {"uri": "channels"}
+    # An application no channel enters: the engine's own is left to the events socket.
+    assert fake.connections.items == [{"app": "hotline-requests", "subscribeAll": "false"}]
+    assert "skipping a message that is not JSON (8 chars)" in caplog.text
+    assert "skipping a message that is no RESTResponse" in caplog.text
+    assert not requests.attached  # stopping gave the socket up
+
+
+async def test_a_dropped_request_socket_fails_its_requests_and_connects_again(
+        session: aiohttp.ClientSession) -> None:
+    fake, requests = FakeRequests(drop="channels/held/variable"), SocketRequests()
+    async with request_socket(session, fake, requests) as delays:
+        await until_attached(requests)
+        with pytest.raises(AriUnavailable):
+            await requests.request("POST", "/channels/held/variable", {}, None, TIMEOUT_S, "set_var")
+        with pytest.raises(NotConnected):  # until the new socket answers its trial: HTTP
+            await requests.request("GET", "/channels", {}, None, TIMEOUT_S, "GET /channels")
+
+        await fake.connections.wait_len(2)
+        await until_attached(requests)
+        response = await requests.request("GET", "/channels", {}, None, TIMEOUT_S, "GET /channels")
+
+    assert response.status == 200
+    assert delays.items == [pytest.approx(0.01)]

@@ -1,8 +1,8 @@
 """A man in the middle between the engine and the sandbox's ARI.
 
-REST requests and the events WebSocket (both ways: the engine sends REST
-requests on it too) pass through unchanged, so the engine runs against the
-real Asterisk; ``inject`` slips extra text messages into the
+REST requests and the WebSockets (the events, and the request socket the
+engine sends REST requests on) pass through unchanged, so the engine runs
+against the real Asterisk; ``inject`` slips extra text messages into the
 event stream, in order with the real events, which is the only way to feed
 the engine malformed events by the path real ones take. ``fail`` answers
 chosen requests with an error status in Asterisk's stead, as a busy or
@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+
+from ivr.ari.stream import requests_app
 
 HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 
@@ -38,7 +41,7 @@ class AriProxy:
         self._engines: list[web.WebSocketResponse] = []
         self._lock = asyncio.Lock()  # injected and forwarded messages never interleave mid-send
         self.url = ""
-        self.connections = 0  # event WebSockets the engine opened through us
+        self.opened: Counter[str] = Counter()  # WebSockets the engine opened through us, by application
         self.socket_requests = 0  # REST requests the engine sent on them
         self._faults: list[Fault] = []
         self.faulted: list[str] = []  # "METHOD /ari/path" of each request failed by ``fail``
@@ -85,9 +88,13 @@ class AriProxy:
         downstream = web.WebSocketResponse()
         await downstream.prepare(request)
         headers = {"Authorization": request.headers.get("Authorization", "")}
+        app = request.query.get("app", "")
+        # Injected messages go down the events sockets only, not the request socket.
+        events = not app.endswith(requests_app(""))
         async with self._session.ws_connect(self._upstream + request.path_qs, headers=headers) as upstream:
-            self.connections += 1
-            self._engines.append(downstream)
+            self.opened[app] += 1
+            if events:
+                self._engines.append(downstream)
             engine_gone = asyncio.create_task(self._close_when_gone(downstream, upstream))
             try:
                 async for message in upstream:
@@ -96,7 +103,8 @@ class AriProxy:
                     async with self._lock:
                         await downstream.send_str(message.data)
             finally:
-                self._engines.remove(downstream)
+                if events:
+                    self._engines.remove(downstream)
                 engine_gone.cancel()
         await downstream.close()
         return downstream

@@ -188,7 +188,9 @@ def engine_settings() -> Settings:
 
 
 async def _connected(running: Running) -> bool:
-    return running.stream.connected
+    # And its REST requests on their socket, which tests count on from the first call.
+    requests = running.socket_requests
+    return running.stream.connected and (requests is None or requests.attached)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ async def test_cut_event_socket_reconnects_and_ends_the_call_that_hung_up_meanwh
             await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "a call waiting")
             (key,) = engine.engine.calls
 
-            assert await proxy.block(b"/ari/events") == 1
+            assert await proxy.block(b"/ari/events") == 2  # the events socket, and the requests'
             await eventually(lambda: _disconnected(engine), 5, "the engine noticing the cut")
             await phones.hangup(caller["id"])
             await phones.wait_for(lambda e: e["call"] == caller["id"] and e["kind"] == "ended", 5,
@@ -93,7 +93,7 @@ async def test_cut_event_socket_reconnects_and_ends_the_call_that_hung_up_meanwh
 
 
 async def _connected(engine: Running) -> bool:
-    return engine.stream.connected
+    return engine.stream.connected and engine.socket_requests.attached
 
 
 async def _disconnected(engine: Running) -> bool:

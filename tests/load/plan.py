@@ -13,7 +13,7 @@ FAULT_KINDS = {
     "redis-down": "stop the sandbox's redis-server for FOR seconds (default 10), then start it",
     "restart-asterisk": "stop Asterisk (SIGTERM) and start it again: every call in it ends",
     "crash-asterisk": "SIGKILL Asterisk and start it again: every call in it ends, unannounced",
-    "drop-ari": "cut the engine's ARI events WebSocket and refuse it for FOR seconds (default 2)",
+    "drop-ari": "cut the engine's ARI WebSockets (events, requests) and refuse them for FOR seconds (default 2)",
 }
 DEFAULT_FOR_S = {"kill-engine": 3.0, "redis-down": 10.0, "drop-ari": 2.0}
 
