@@ -5,7 +5,10 @@ then drop the connections it carries and refuse new ones, which is what a
 network fault looks like to the engine (Redis out of reach with its data
 intact, the ARI events WebSocket cut while Asterisk runs on), or hold back
 one reply (a server answering late). Connections are told apart by the
-first bytes the client sends, so ``block(b"/ari/events")`` cuts the
+bytes the client sends: a connection is refused, or cut, when its first
+request or a later one holds a blocked marker (aiohttp opens a WebSocket on
+an idle kept-alive HTTP connection when it has one, whose first request was
+some other). So ``block(b"/ari/events")`` cuts the
 WebSockets (events, and requests when they go on one) and leaves the
 engine's REST requests over HTTP alone.
 """
@@ -84,6 +87,9 @@ class TcpProxy:
         self.delayed += 1
         return seconds
 
+    def _refused(self, request: bytes) -> bool:
+        return any(marker in request for marker in self._blocked)
+
     def connections(self, marker: bytes = b"") -> int:
         return sum(1 for head in self._links.values() if marker in head)
 
@@ -100,14 +106,14 @@ class TcpProxy:
         try:
             # The client speaks first in both protocols relayed here (Redis, HTTP).
             head = await reader.read(_HEAD_BYTES)
-            if not head or any(marker in head for marker in self._blocked):
+            if not head or self._refused(head):
                 writer.close()
                 return
             upstream = await asyncio.open_connection(*self._target)
         except OSError:
             writer.close()
             return
-        relay = asyncio.ensure_future(_relay(head, (reader, writer), upstream, self._late_for))
+        relay = asyncio.ensure_future(_relay(head, (reader, writer), upstream, self._late_for, self._refused))
         self._links[relay] = head
         try:
             await asyncio.gather(relay, return_exceptions=True)
@@ -117,11 +123,13 @@ class TcpProxy:
 
 async def _relay(head: bytes, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                 late_for: Callable[[bytes], float]) -> None:
+                 late_for: Callable[[bytes], float], refused: Callable[[bytes], bool]) -> None:
     hold = late_for(head)  # seconds the next reply waits; set by a request, spent by its reply
 
     async def request(data: bytes) -> None:
         nonlocal hold
+        if refused(data):
+            raise ConnectionResetError("blocked")  # ends the pump: the connection is cut
         hold = hold or late_for(data)
 
     async def reply(data: bytes) -> None:

@@ -1,4 +1,5 @@
-"""The fault tests' TCP relay (ivr/sandbox/proxy.py) holding back one reply, against an echo server on loopback."""
+"""The fault tests' TCP relay (ivr/sandbox/proxy.py) holding back one reply and
+blocking, against an echo server on loopback."""
 
 from __future__ import annotations
 
@@ -62,3 +63,22 @@ async def test_a_marked_first_request_delays_its_reply_too(proxy: TcpProxy):
     assert time.monotonic() - started >= 0.2
     assert proxy.delayed == 1
     stream[1].close()
+
+
+async def test_a_blocked_request_on_a_connection_made_before_cuts_it(proxy: TcpProxy):
+    # aiohttp upgrades a kept-alive HTTP connection to a WebSocket: the
+    # marker comes in a later request, not the first bytes.
+    kept = await asyncio.open_connection("127.0.0.1", proxy.port)
+    other = await asyncio.open_connection("127.0.0.1", proxy.port)
+    assert await _ask(kept, b"POST /ari/channels") == b"POST /ari/channels"
+    assert await proxy.block(b"/ari/events") == 0  # no connection's first bytes hold it
+
+    kept[1].write(b"GET /ari/events?app=hotline")
+    assert await asyncio.wait_for(kept[0].read(), 10) == b""  # cut, nothing passed on
+    assert await _ask(other, b"GET /ari/channels") == b"GET /ari/channels"  # the others carry on
+    refused = await asyncio.open_connection("127.0.0.1", proxy.port)
+    refused[1].write(b"GET /ari/events?app=hotline-requests")
+    assert await asyncio.wait_for(refused[0].read(), 10) == b""
+    proxy.unblock()
+    for _, writer in (kept, other, refused):
+        writer.close()
