@@ -88,6 +88,7 @@ async def test_a_hold_past_the_heartbeat_drops_the_request_socket_only(engine, a
     await ari.stop_playback(FOREIGN)
     await phones.wait_for(answered_at(BACKUP_PHONE), 20, what="the backup destination answering the first caller")
 
+
 async def _language_change_held(engine, phones: PhonesClient, ari: AriRest):
     """A first caller whose language change Asterisk holds behind a tone
     the test plays: the call as placed, and its actor."""
