@@ -112,7 +112,7 @@ class Adoption:
                 # without it), and this first pass.
                 record = None
             bridge = bridges.get(f"{call_id}-bridge")
-            item = Adopt(record=record, legs=tuple(c.id for c in found.legs),
+            item = Adopt(caller=found.caller, record=record, legs=tuple(c.id for c in found.legs),
                          up_legs=frozenset(c.id for c in found.legs if c.state == "Up"),
                          bridge=bridge.channels if isinstance(bridge, Bridge) else None)
             self._adopt(found.caller, found.did, item)

@@ -35,6 +35,7 @@ from ivr.ari.events import (
     StasisEnd,
     StasisStart,
 )
+from ivr.ari.models import Channel
 from ivr.call_states import (
     Adopt,
     Answering,
@@ -254,13 +255,9 @@ class CallActor:
 
     async def _answer(self, event: StasisStart) -> None:
         self.s.metrics.calls_received.inc()
-        self.caller_ref = self.s.hasher(event.channel.caller.number)
-        self._caller_tail = number_tail(event.channel.caller.number)
+        self._identify(event.channel)
         self.sip_call_id = self._fit_call_id(self.sip_call_id)
-        self.relay = self.s.config.is_relay(event.channel.caller.number, self.did)
-        entry = "relay" if self.relay and "relay" in self.s.menu.entries else self.s.config.entry_for_did(self.did)
-        session = MenuSession(self.s.menu, entry=entry, relay=self.relay,
-                              relay_timeout_factor=self.s.config.relay_menu_factor)
+        session = self._menu_session(self.s.config.entry_for_did(self.did))
         self.state = InMenu(session)
         actions = session.start()
         log.info("call %s on the %s line%s", self.key, self.s.config.line_kind(self.did),
@@ -285,6 +282,23 @@ class CallActor:
             await self._caller_gone("hung up before answer")
             return
         await self._menu(actions)
+
+    def _identify(self, caller: Channel) -> None:
+        """The caller as the call keeps them: their number's HMAC, its last
+        digits (to keep it out of the SIP Call-ID we store), and whether the
+        number or the line is a relay service's."""
+        number = caller.caller.number
+        self.caller_ref = self.s.hasher(number)
+        self._caller_tail = number_tail(number)
+        self.relay = self.s.config.is_relay(number, self.did)
+
+    def _menu_session(self, entry: str | None) -> MenuSession:
+        """The menu from `entry` (None: its start); a relay caller's from the
+        relay entry, with the relay timeouts throughout."""
+        if self.relay and "relay" in self.s.menu.entries:
+            entry = "relay"
+        return MenuSession(self.s.menu, entry=entry, relay=self.relay,
+                           relay_timeout_factor=self.s.config.relay_menu_factor)
 
     async def _pick_up(self, up: bool) -> bool:
         """Answer the caller unless the dialplan did (`up`), learning the SIP
@@ -316,10 +330,19 @@ class CallActor:
             await self._to_fallback("routing_unavailable")
             return
         if record is None or state is None:
-            # Still in the menu when the engine died: start it again.
-            log.info("call %s adopted in the menu; starting it again", self.key)
+            # Still in the menu when the engine died: start it again, for the
+            # caller as they called (a relay caller keeps the relay menu's
+            # patience) and in the language their channel kept: a caller
+            # who chose Spanish goes on in Spanish at the Spanish line's
+            # entry, not back at the bilingual language menu.
+            self._identify(item.caller)
+            self.language = item.caller.language
+            entry = self.s.config.entry_for_did(self.did) or self.s.menu.entry_for_language(self.language)
+            log.info("call %s adopted in the menu; starting it again%s", self.key,
+                     f" at {entry}" if entry else "")
             await self.hold.stop_left_behind(ADOPTED_PROMPTS_STOPPED)
-            session = MenuSession(self.s.menu, entry=self.s.config.entry_for_did(self.did))
+            await self._learn_sip_call_id()
+            session = self._menu_session(entry)
             self.state = InMenu(session)
             await self._menu(session.start())
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ivr.ari.models import Channel
 from ivr.escalation import Escalation
 from ivr.feature_codes import FeatureCodes
 from ivr.interpreting import Interpreting
@@ -33,11 +34,14 @@ class OfferArrived:
 class Adopt:
     """Take over a call another engine held when it died (see ivr.adoption).
 
-    `record` is the call's Redis record (None: it was still in the menu);
+    `caller` is the caller's channel as ARI lists it (their number, the
+    language their prompts play in); `record` the call's Redis record
+    (None: it was still in the menu);
     `legs` the ids of the channels of this call in the Stasis application,
     other than the caller's; `bridge` its bridge if one exists.
     """
 
+    caller: Channel
     record: dict[str, str] | None
     legs: tuple[str, ...]
     up_legs: frozenset[str]  # of `legs`, those answered

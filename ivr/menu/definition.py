@@ -86,6 +86,20 @@ class MenuDefinition:
     # An entry that finishes sends its callers straight to the queue.
     entries: Mapping[str, Choice] = field(default_factory=lambda: MappingProxyType({}))
 
+    def entry_for_language(self, language: str) -> str | None:
+        """The entry that takes a caller whose prompts are already in
+        `language` (chosen before an engine restart) on past the language
+        menu: one that sets that language only and goes on into the menu (the
+        Spanish line's, for "es"). None for the default language, which a
+        caller hears before they have chosen anything."""
+        if language == self.defaults.language:
+            return None
+        for name, choice in self.entries.items():
+            if (choice.language == language and choice.goto is not None and not choice.relay
+                    and choice.call_type is None and choice.priority is None):
+                return name
+        return None
+
     def prompt_ids(self) -> dict[str, set[str]]:
         """Prompt ids each prompt language must provide ("*" -> every prompt language)."""
         needed: dict[str, set[str]] = {}

@@ -24,6 +24,7 @@ from ivr.sandbox.phones_client import PhonesClient
 
 from .conftest import PHONES, TEST_PREFIX, EngineApi, eventually, settings_with, until
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
+from .test_relay import RELAY_PROVIDER
 
 
 
@@ -152,28 +153,58 @@ async def test_a_caller_adopted_in_the_menu_is_heard_at_once_the_dead_engines_pr
         # (23 s), its second playback on the call; the new engine's own
         # numbering starts again, so stopping its own does not stop that one.
         call = await phones.place_call(CALLER, TOLL_FREE, dtmf="2")
-
-        async def call_type_menu_playing():
-            hotline = [c.id for c in await ari.list_channels()
-                       if c.dialplan.app_data.startswith(f"hotline,{TOLL_FREE},")]
-            try:
-                return hotline and (await ari.get_playback(f"{hotline[0]}-pb2")).state == "playing"
-            except AriNotFound:
-                return False
-        await eventually(call_type_menu_playing, 10, "the first engine playing the call-type menu")
+        await eventually(lambda: _playing(ari, 2), 10, "the first engine playing the call-type menu")
 
     async with running_engine(settings_with()) as engine:
-        async def in_the_menu():
-            actors = list(engine.engine.calls.values())
-            return actors[0] if actors and isinstance(actors[0].state, InMenu) else None
-        actor = await eventually(in_the_menu, 10, "the call adopted in the menu")
-        # The menu starts again; choosing Spanish sets the channel's language,
-        # which Asterisk would hold until the dead engine's prompt ended.
-        await phones.send_dtmf(call["id"], "2")
-        await until(lambda: actor.language == "es", 3, "the caller's language set")
-        await phones.send_dtmf(call["id"], "1")
+        actor = await eventually(lambda: _in_the_menu(engine), 10, "the call adopted in the menu")
+        # The menu starts again where their channel's language says: the
+        # Spanish greeting and call-type menu, no language menu. Its prompt
+        # plays at once, not queued behind the dead engine's.
+        assert actor.language == "es"
+
+        async def own_prompt_playing():
+            playback = actor.state.playback
+            return playback is not None and (await ari.get_playback(playback)).state == "playing"
+        await eventually(own_prompt_playing, 3, "the new engine's prompt playing")
+        await phones.send_dtmf(call["id"], "1")  # crisis, chosen in the Spanish menu
 
         async def waiting_in_spanish():
             return actor.key in await engine.store.waiting("spanish") or None
         await eventually(waiting_in_spanish, 10, "the caller waiting in the Spanish line")
+        record = await engine.store.get_call(actor.key)
+        assert (record["call_type"], record["path"].split()[0]) == ("crisis", "entry:spanish")
+        # Kept as on any call: the caller's HMAC (never the number) and the SIP Call-ID.
+        assert record["caller_ref"] and record["sip_call_id"]
         assert "AriUnavailable" not in caplog.text and "holds up" not in caplog.text
+
+
+async def test_a_relay_caller_adopted_in_the_menu_keeps_the_relay_menu_and_line(
+        phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession):
+    async with doomed_engine(http):
+        call = await phones.place_call(RELAY_PROVIDER, TOLL_FREE)  # silent so far: in the relay menu
+        await eventually(lambda: _playing(ari, 1), 10, "the first engine playing the relay greeting")
+
+    async with running_engine(settings_with()) as engine:
+        actor = await eventually(lambda: _in_the_menu(engine), 10, "the call adopted in the menu")
+        assert actor.relay
+        await phones.send_dtmf(call["id"], "2")  # a tip
+
+        async def waiting_in_the_relay_line():
+            return actor.key in await engine.store.waiting("relay") or None
+        await eventually(waiting_in_the_relay_line, 15, "the caller waiting in the relay line")
+        record = await engine.store.get_call(actor.key)
+        assert (record["relay"], record["path"].split()[0]) == ("1", "entry:relay")
+
+
+async def _playing(ari: AriRest, number: int) -> bool:
+    """Whether the toll-free caller's `number`th playback is playing."""
+    hotline = [c.id for c in await ari.list_channels() if c.dialplan.app_data.startswith(f"hotline,{TOLL_FREE},")]
+    try:
+        return bool(hotline) and (await ari.get_playback(f"{hotline[0]}-pb{number}")).state == "playing"
+    except AriNotFound:
+        return False
+
+
+async def _in_the_menu(engine):
+    actors = list(engine.engine.calls.values())
+    return actors[0] if actors and isinstance(actors[0].state, InMenu) else None

@@ -164,3 +164,20 @@ def test_an_entry_either_goes_to_a_node_or_finishes(real_menu_data):
     real_menu_data["entries"]["direct"] = {"language": "en"}
     with pytest.raises(MenuError, match="entry 'direct': needs exactly one of 'goto' or 'finish = true'"):
         parse_menu(real_menu_data)
+
+
+def test_a_caller_adopted_in_spanish_goes_on_at_the_spanish_entry(menu):
+    assert menu.entry_for_language("es") == "spanish"
+    # English is what everyone hears before choosing: no sign they chose it.
+    assert menu.entry_for_language("en") is None
+    assert menu.entry_for_language("fr") is None
+
+
+def test_only_an_entry_that_sets_the_language_alone_and_goes_on_takes_an_adopted_caller(real_menu_data):
+    spanish = real_menu_data["entries"].pop("spanish")
+    real_menu_data["entries"]["es_tip"] = {**spanish, "call_type": "tip"}  # would answer for the caller
+    real_menu_data["entries"]["es_direct"] = {"language": "es", "finish": True}  # would skip the menu
+    real_menu_data["entries"]["es_relay"] = {**spanish, "relay": True}
+    assert parse_menu(real_menu_data).entry_for_language("es") is None
+    real_menu_data["entries"]["es_line"] = spanish
+    assert parse_menu(real_menu_data).entry_for_language("es") == "es_line"
