@@ -94,6 +94,10 @@ FALLBACK_RETRIES_S = (0.5, 1.0, 2.0)
 # as many prompts as a caller hears in minutes of the menu; one who has
 # heard more may have their first request held until the prompt ends.
 ADOPTED_PROMPTS_STOPPED = 40
+# Set on the channel of a caller who said in the menu that they call through
+# a relay service (one known by number or line needs no mark): an engine
+# adopting the call mid-menu reads it, as it reads the channel's language.
+RELAY_CHOSEN_VAR = "HOTLINE_RELAY_CHOSEN"
 
 
 class CallActor:
@@ -110,6 +114,7 @@ class CallActor:
         self._caller_tail = ""  # its last digits, only to keep them out of the SIP Call-ID we store
         self.sip_call_id = sip_call_id  # from the dialplan; else read as the call is answered
         self.relay = False  # TRS/711, known from the number or line, chosen, or a silent caller
+        self._relay_marked = False  # RELAY_CHOSEN_VAR set on the channel
         self.plan: CallPlan | None = None  # fixed when the call joins the line
         self._steps_done = 0  # of plan.steps
         self._steps_pending = False  # a step fell due while an advocate's phone rang
@@ -336,6 +341,7 @@ class CallActor:
             # who chose Spanish goes on in Spanish at the Spanish line's
             # entry, not back at the bilingual language menu.
             self._identify(item.caller)
+            self.relay = self.relay or await self._relay_chosen()
             self.language = item.caller.language
             entry = self.s.config.entry_for_did(self.did) or self.s.menu.entry_for_language(self.language)
             log.info("call %s adopted in the menu; starting it again%s", self.key,
@@ -479,7 +485,18 @@ class CallActor:
                     await self._stop_playback(self.state)
                     await self._enqueue(outcome)
 
+    async def _relay_chosen(self) -> bool:
+        try:
+            return await self.s.rest.get_var(self.channel, RELAY_CHOSEN_VAR) == "1"
+        except AriError:  # unset: Asterisk answers 404
+            return False
+
     async def _play(self, state: InMenu, prompts: tuple[str, ...], language: str) -> None:
+        if state.session.state.outcome.relay and not self.relay and not self._relay_marked:
+            # Before the next prompt, as the language: no prompt of ours is
+            # playing, which Asterisk would hold the request behind.
+            await self.s.rest.set_var(self.channel, RELAY_CHOSEN_VAR, "1")
+            self._relay_marked = True
         if language != self.language:
             await self.s.rest.set_var(self.channel, "CHANNEL(language)", language)
             self.language = language

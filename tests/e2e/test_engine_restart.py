@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 
 from ivr.adoption import GHOST_SWEEP_S, HEARTBEAT_TTL_S
 from ivr.app import running_engine
@@ -178,11 +179,15 @@ async def test_a_caller_adopted_in_the_menu_is_heard_at_once_the_dead_engines_pr
         assert "AriUnavailable" not in caplog.text and "holds up" not in caplog.text
 
 
+@pytest.mark.parametrize("number, dtmf, playback, playing", [
+    (RELAY_PROVIDER, "", 1, "the relay greeting"),  # relay known by the number: the relay entry
+    (CALLER, "4", 2, "the call-type menu"),  # "I am calling through a relay service"
+], ids=["known-by-number", "chosen-in-the-menu"])
 async def test_a_relay_caller_adopted_in_the_menu_keeps_the_relay_menu_and_line(
-        phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession):
+        number, dtmf, playback, playing, phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession):
     async with doomed_engine(http):
-        call = await phones.place_call(RELAY_PROVIDER, TOLL_FREE)  # silent so far: in the relay menu
-        await eventually(lambda: _playing(ari, 1), 10, "the first engine playing the relay greeting")
+        call = await phones.place_call(number, TOLL_FREE, dtmf=dtmf)
+        await eventually(lambda: _playing(ari, playback), 10, f"the first engine playing {playing}")
 
     async with running_engine(settings_with()) as engine:
         actor = await eventually(lambda: _in_the_menu(engine), 10, "the call adopted in the menu")
@@ -193,6 +198,7 @@ async def test_a_relay_caller_adopted_in_the_menu_keeps_the_relay_menu_and_line(
             return actor.key in await engine.store.waiting("relay") or None
         await eventually(waiting_in_the_relay_line, 15, "the caller waiting in the relay line")
         record = await engine.store.get_call(actor.key)
+        # The relay entry (relay menu timeouts, no language menu) and the relay line.
         assert (record["relay"], record["path"].split()[0]) == ("1", "entry:relay")
 
 
