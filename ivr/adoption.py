@@ -81,10 +81,10 @@ def group_channels(channels: Iterable[Channel], in_app: set[str], held: set[str]
 
 class Adoption:
     def __init__(self, services: CallServices, held: Collection[str],
-                 adopt: Callable[[Channel, str, Adopt], None]) -> None:
+                 adopt: Callable[[str, Adopt], None]) -> None:
         self.s = services
         self._held = held  # the engine's own calls (a live view)
-        self._adopt = adopt  # (caller channel, DID, what to adopt): a new call actor
+        self._adopt = adopt  # (DID, what to adopt, its caller's channel included): a new call actor
 
     async def run(self) -> int:
         """Adopt what this engine finds in its application; clear ghosts. Returns calls adopted."""
@@ -115,7 +115,7 @@ class Adoption:
             item = Adopt(caller=found.caller, record=record, legs=tuple(c.id for c in found.legs),
                          up_legs=frozenset(c.id for c in found.legs if c.state == "Up"),
                          bridge=bridge.channels if isinstance(bridge, Bridge) else None)
-            self._adopt(found.caller, found.did, item)
+            self._adopt(found.did, item)
             adopted += 1
         if adopted or grouped.orphans:
             log.warning("adoption: %d calls taken over, %d orphan legs hung up", adopted, len(grouped.orphans))

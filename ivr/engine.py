@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from ivr.adoption import GHOST_SWEEP_S, Adoption
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import Event, StasisStart, UnknownEvent
-from ivr.ari.models import Channel
 from ivr.call import CallActor
 from ivr.call_states import Adopt, ChannelGone, OfferArrived
 from ivr.dispatch import Dispatcher
@@ -87,9 +86,9 @@ class Engine:
         self.dispatcher.register(actor)
         self.dispatcher.post(actor.key, event)
 
-    def adopt(self, caller: Channel, did: str, item: Adopt) -> None:
+    def adopt(self, did: str, item: Adopt) -> None:
         """A call a dead engine held: an actor of ours carries it on."""
-        actor = CallActor(caller.id, did, self.services)
+        actor = CallActor(item.caller.id, did, self.services)
         self.calls[actor.key] = actor
         self.dispatcher.register(actor)
         for leg in item.legs:

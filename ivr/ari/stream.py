@@ -25,7 +25,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from yarl import URL
@@ -111,6 +111,17 @@ class KeptSocket:
     def _closed(self) -> None:
         """The connection is gone (or was never made)."""
 
+    async def _texts(self, ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[str]:
+        """The socket's text messages, until it closes or fails."""
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                yield message.data
+            elif message.type == aiohttp.WSMsgType.ERROR:
+                log.warning("%s: WebSocket error: %s", self._name, type(ws.exception()).__name__)
+                return
+            else:
+                log.debug("%s: ignoring %s message", self._name, message.type.name)
+
     async def _connect_once(self) -> float:
         """One connection's lifetime: how long it was up (0 if never)."""
         connected_at = None
@@ -190,14 +201,8 @@ class EventStream(KeptSocket):
         return True
 
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
-            if message.type == aiohttp.WSMsgType.TEXT:
-                await self._deliver(message.data)
-            elif message.type == aiohttp.WSMsgType.ERROR:
-                log.warning("ARI events: WebSocket error: %s", type(ws.exception()).__name__)
-                return
-            else:
-                log.debug("ARI events: ignoring %s message", message.type.name)
+        async for text in self._texts(ws):
+            await self._deliver(text)
 
     async def _deliver(self, text: str) -> None:
         # Never log the payload: it holds caller numbers.
@@ -264,16 +269,11 @@ class RequestSocket(KeptSocket):
         self._requests.detach()
 
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
-            if message.type == aiohttp.WSMsgType.ERROR:
-                log.warning("ARI requests: WebSocket error: %s", type(ws.exception()).__name__)
-                return
-            if message.type != aiohttp.WSMsgType.TEXT:
-                continue
+        async for text in self._texts(ws):
             try:
-                raw = json.loads(message.data)
+                raw = json.loads(text)
             except (ValueError, RecursionError):
-                log.warning("ARI requests: skipping a message that is not JSON (%d chars)", len(message.data))
+                log.warning("ARI requests: skipping a message that is not JSON (%d chars)", len(text))
                 continue
             if isinstance(raw, dict) and raw.get("type") == "RESTResponse":
                 self._requests.resolve(raw)
