@@ -67,7 +67,7 @@ from ivr.menu import (
     StopPlayback,
 )
 from ivr.monitoring import CallLine, MonitorAnswer, MonitorRecord, MonitorRequest, carry_out
-from ivr.privacy import holds_number, number_tail
+from ivr.privacy import call_id_unsafe, number_tail
 from ivr.services import CallServices
 from ivr.timers import TimerFired, Timers
 from routing.errors import Conflict, RoutingError, RoutingUnavailable, StaleOffer
@@ -270,7 +270,7 @@ class CallActor:
         # dialplans/extensions.conf answers before Stasis; another dialplan may leave it to us.
         up = event.channel.state == "Up"
         skips_menu = any(isinstance(a, Finish) for a in actions) and not any(isinstance(a, Play) for a in actions)
-        if skips_menu and self.sip_call_id:
+        if skips_menu and not self._call_id_to_read():
             # A line that skips the menu: the caller joins the line while
             # Asterisk answers, so a free advocate's phone rings a round trip
             # sooner. (The music may start a moment before the answer: early
@@ -447,10 +447,15 @@ class CallActor:
             await self._hangup(self.channel)
             await self._finish_connected("advocate hung up")
 
+    def _call_id_to_read(self) -> bool:
+        # Not when the dialplan passed it, nor when it would not be kept
+        # whatever it is (a withheld number: ivr.privacy.call_id_unsafe).
+        return not self.sip_call_id and bool(self._caller_tail)
+
     async def _learn_sip_call_id(self) -> None:
         # Carriers ask for the SIP Call-ID in trouble tickets; it names the
         # call (never the caller: _fit_call_id). dialplans/extensions.conf passes it.
-        if self.sip_call_id:
+        if not self._call_id_to_read():
             return
         try:
             self.sip_call_id = self._fit_call_id(await self.s.rest.get_var(self.channel, "CHANNEL(pjsip,call-id)"))
@@ -458,11 +463,10 @@ class CallActor:
             pass
 
     def _fit_call_id(self, call_id: str) -> str:
-        """`call_id`, or "" if it carries the caller's number: it is kept in
-        Redis and shown through the API, and some carriers' equipment builds
-        it from the calling number."""
-        if holds_number(call_id, self._caller_tail):
-            log.warning("call %s: the SIP Call-ID carries the caller's number; not kept", self.key)
+        """`call_id`, or "" if it may carry the caller's number: it is kept
+        in Redis and shown through the API (ivr.privacy.call_id_unsafe)."""
+        if why := call_id_unsafe(call_id, self._caller_tail):
+            log.info("call %s: SIP Call-ID not kept: %s", self.key, why)
             return ""
         return call_id
 

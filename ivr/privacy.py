@@ -59,3 +59,20 @@ def holds_number(text: str, tail: str) -> bool:
         return False
     digits = re.sub(r"\D", "", text)
     return tail in digits or tail[::-1] in digits
+
+
+def call_id_unsafe(call_id: str, tail: str) -> str:
+    """Why the SIP Call-ID `call_id` must not be kept, or "" if it may be.
+
+    Some carriers' equipment builds it from the calling number, so it is
+    kept only when the caller's number is known (`tail`, its ``number_tail``)
+    and it does not carry it. A number withheld from us, or too short to
+    compare, may still be in it: the network knows it, and a caller who
+    withheld it asked most plainly not to be known."""
+    if not call_id:
+        return ""
+    if not tail:
+        return "the caller's number is withheld, so nothing tells whether it carries it"
+    if holds_number(call_id, tail):
+        return "it carries the caller's number"
+    return ""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.privacy import CallerHasher, holds_number, normalise, number_tail
+from ivr.privacy import CallerHasher, call_id_unsafe, holds_number, normalise, number_tail
 
 KEY = b"a key of the hotline"
 
@@ -85,3 +85,24 @@ def test_a_random_call_id_is_not_taken_for_the_number(call_id):
 def test_a_withheld_or_short_number_is_found_nowhere():
     assert number_tail("") == number_tail("anonymous") == number_tail("911") == ""
     assert not holds_number("15555550123@x", number_tail(""))
+
+
+@pytest.mark.parametrize("call_id", WITH_THE_NUMBER)
+def test_a_call_id_carrying_the_number_is_not_kept(call_id):
+    assert call_id_unsafe(call_id, number_tail(NUMBER)) == "it carries the caller's number"
+
+
+@pytest.mark.parametrize("call_id", WITHOUT_IT[:-1])
+def test_a_call_id_is_kept_when_the_number_is_known_and_not_in_it(call_id):
+    assert call_id_unsafe(call_id, number_tail(NUMBER)) == ""
+
+
+@pytest.mark.parametrize("withheld", ["anonymous", "", "Restricted", "911234"])
+@pytest.mark.parametrize("call_id", [*WITH_THE_NUMBER, *WITHOUT_IT[:-1]])
+def test_no_call_id_is_kept_when_the_number_is_withheld_or_too_short_to_compare(call_id, withheld):
+    # The network knew the number it withheld from us; the Call-ID may carry it.
+    assert call_id_unsafe(call_id, number_tail(withheld)).startswith("the caller's number is withheld")
+
+
+def test_no_call_id_has_nothing_to_keep_or_refuse():
+    assert call_id_unsafe("", number_tail(NUMBER)) == call_id_unsafe("", "") == ""
