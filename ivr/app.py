@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from aiohttp import web
 
@@ -42,7 +41,7 @@ from ivr.wallboard import Wallboard
 from ivr.wrapup import WrapUpTimers
 from metrics.hotline import HotlineMetrics
 from routing.audit import SupervisorAudit
-from routing.connection import keeping_cancels
+from routing.connection import keeping_cancels, retry_lost
 from routing.daily import DailyCounts
 from routing.errors import RoutingError
 from routing.keys import Keys
@@ -254,15 +253,17 @@ def redis_for(settings: Settings) -> redis.Redis:
     No health-check PING before a command on a connection idle for a while:
     after a quiet night every connection is idle, and the first burst of
     callers would pay a round trip each. A connection Redis closed (a
-    restart) is at EOF, which the pool checks before handing it out; one
-    that fails mid-command is retried on a new one.
+    restart) is at EOF, which the pool checks before handing it out; a
+    command whose connection is lost under it is sent again on a new one.
+    One whose reply is late is not: it may run, and a routing script must
+    not run twice (routing.connection.retry_lost).
 
     Its connections send without losing a cancel (routing.connection).
     """
     return redis.Redis.from_pool(keeping_cancels(redis.BlockingConnectionPool.from_url(
         settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=5,
         decode_responses=True, health_check_interval=0, socket_timeout=1,
-        socket_connect_timeout=0.5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+        socket_connect_timeout=0.5, retry=retry_lost(ExponentialBackoff(cap=0.2, base=0.05), 2),
         password=settings.redis.password.get_secret_value() if settings.redis.password else None)))
 
 

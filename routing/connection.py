@@ -12,6 +12,12 @@ handling its call and held the stop for TaskSet's 10 s; inside an
 
 The send here is redis-py's, bounded by ``asyncio.timeout`` instead, which
 lets the cancel through.
+
+It also decides which failed commands are sent again (``retry_lost``).
+redis-py's retries, by default, send a command again after a timeout too;
+a routing script whose reply came late then ran twice, and most of them
+cannot (a second ``abandon`` finds the call gone and says so, and the
+engine takes that for an offer on its way).
 """
 
 from __future__ import annotations
@@ -21,12 +27,29 @@ from collections.abc import Iterable
 
 from redis import exceptions as redis_exceptions
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import AbstractBackoff
+
+
+def retry_lost(backoff: AbstractBackoff, retries: int) -> Retry:
+    """redis-py's retries, after a lost connection only: refused, reset, or
+    closed by the server. Redis replies to a command before it closes a
+    connection, so a command whose connection was lost did not run (or ran
+    in a server that died with its memory before replying: this deployment
+    keeps no append-only file). Never after a timeout: Redis is slow, not
+    gone, and runs the command it has, late; the caller is told, and
+    decides knowing it may have run."""
+    return Retry(backoff, retries, supported_errors=(redis_exceptions.ConnectionError,))
 
 
 class _KeepsCancel(AbstractConnection):
     async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
         if not self.is_connected:
-            await self.connect_check_health(check_health=False)
+            try:
+                await self.connect_check_health(check_health=False)
+            except redis_exceptions.TimeoutError as exc:
+                # Nothing was sent: a lost connection, for retry_lost.
+                raise redis_exceptions.ConnectionError(str(exc)) from exc
         if check_health:
             await self.check_health()
         if isinstance(command, str):
@@ -38,6 +61,8 @@ class _KeepsCancel(AbstractConnection):
                 self._writer.writelines(command)  # type: ignore[union-attr]
                 await self._writer.drain()  # type: ignore[union-attr]
         except TimeoutError:  # before OSError, of which it is one
+            # Redis read nothing for a second: what sits in the socket's
+            # buffer may still reach it and run (not for retry_lost).
             await self.disconnect(nowait=True)
             raise redis_exceptions.TimeoutError("Timeout writing to socket") from None
         except OSError as exc:

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
+from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
@@ -54,6 +55,10 @@ from routing.snapshot import (
 
 # How long subscribe_offers waits for Redis to confirm the subscription.
 SUBSCRIBE_TIMEOUT_S = 5.0
+# Times the enqueue is sent again after its reply was late (the client's
+# socket timeout, 1 s in the engine): a caller waits about three seconds on a
+# stalled Redis before the fallback, as on every command before.
+ENQUEUE_LATE_REPLY_RETRIES = 2
 
 
 def _csv(values: Sequence[str] | frozenset[str], what: str) -> str:
@@ -222,7 +227,16 @@ class RoutingStore:
         if fields.get("sip_call_id"):
             keys.append(k.sip_call(fields["sip_call_id"]))  # findable by it as soon as it waits
         with redis_errors():
-            reply = await self._scripts.enqueue(keys=keys, args=args)
+            # The one script sent again after a late reply (the client sends
+            # none again: routing.connection.retry_lost): a caller waits on
+            # it, and its repeat changes nothing.
+            for attempt in range(1 + ENQUEUE_LATE_REPLY_RETRIES):
+                try:
+                    reply = await self._scripts.enqueue(keys=keys, args=args)
+                    break
+                except redis_exceptions.TimeoutError:
+                    if attempt == ENQUEUE_LATE_REPLY_RETRIES:
+                        raise
         if reply[0] == "duplicate_call":
             raise Conflict(f"call {call.call_id!r} is already known")
         return _offers(reply)

@@ -177,9 +177,10 @@ async def test_redis_out_of_reach_and_back_ends_in_redis_the_calls_that_ended_me
 async def test_a_late_reply_to_the_enqueue_rings_the_advocate_once(
         settings: Settings, phones: PhonesClient, http: aiohttp.ClientSession):
     # The engine's Redis client gives up on a reply after a second
-    # (socket_timeout) and runs the command again. The enqueue's second run
-    # finds the call queued and makes no offer; the first run's offer comes
-    # by pub/sub. The caller must be neither sent to the fallback nor rung twice.
+    # (socket_timeout), and the store sends the enqueue, alone of the
+    # scripts, again. Its second run finds the call queued and makes no
+    # offer; the first run's offer comes by pub/sub. The caller must be
+    # neither sent to the fallback nor rung twice.
     async with TcpProxy("127.0.0.1", settings.sandbox.redis_port) as proxy, \
             engine_behind(proxy, http) as (engine, api):
         await api.act("ana", "login")

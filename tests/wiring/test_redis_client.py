@@ -2,6 +2,9 @@
 
 import asyncio
 
+import pytest
+from redis import exceptions as redis_exceptions
+
 from ivr.app import REDIS_CONNECTIONS, open_connections, redis_for
 from ivr.cli import SANDBOX_CONFIG
 from ivr.settings import RedisSettings, load_settings
@@ -55,3 +58,50 @@ def test_the_engine_s_connections_send_without_losing_a_cancel(redis_url):
     # tests/routing/test_connection_cancels.py shows what that is and that it works.
     from routing.connection import _KeepsCancel
     assert issubclass(_client(redis_url).connection_pool.connection_class, _KeepsCancel)
+
+
+# Runs for longer than the engine's 1 s socket timeout, then counts itself.
+SLOW_SCRIPT = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+  t = redis.call('TIME')
+until t[1] * 1000000 + t[2] - start >= 1300000
+return redis.call('INCR', KEYS[1])
+"""
+
+
+async def test_a_script_whose_reply_comes_late_fails_and_is_not_run_again(redis_url):
+    # A routing script must not run twice (routing.connection): redis-py's
+    # default retries sent it again after the read's timeout, twice.
+    client = _client(redis_url)
+    try:
+        await client.delete("hl:wiring:runs")
+        with pytest.raises(redis_exceptions.TimeoutError):
+            await client.eval(SLOW_SCRIPT, 1, "hl:wiring:runs")
+        # Queued behind the script's last 0.3 s, and behind any repeat.
+        await asyncio.sleep(1.5)
+        runs = await client.get("hl:wiring:runs")
+    finally:
+        await client.aclose()
+    assert runs == "1"
+
+
+async def test_a_command_that_never_reached_redis_is_sent_again_on_a_new_connection(redis_url):
+    client = _client(redis_url)
+    try:
+        await client.delete("hl:wiring:sent")
+        pool = client.connection_pool
+        broken = await pool.get_connection()
+        resets = []
+
+        def reset(_data) -> None:
+            resets.append(1)
+            raise ConnectionResetError("reset by peer")
+        broken._writer.writelines = reset  # this connection's next command finds it lost
+        await pool.release(broken)
+        assert await client.incr("hl:wiring:sent") == 1
+        assert await client.get("hl:wiring:sent") == "1"
+        assert resets == [1]
+    finally:
+        await client.aclose()
