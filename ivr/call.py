@@ -360,9 +360,7 @@ class CallActor:
             match state:
                 case "waiting":
                     self.state = Waiting(queue, arrival_ms)
-                    await self.hold.music()
-                    self._arm_comfort()
-                    await self._policy_due()
+                    await self._wait_adopted()
                 case "offered":
                     await self._adopt_offered(item, record, queue, arrival_ms)
                 case "bridged":
@@ -403,6 +401,12 @@ class CallActor:
         if language == "other" and self.interpreter_on_answer is None:
             self.interpreter_on_answer = InterpreterRequest(None, source="menu")
 
+    async def _wait_adopted(self) -> None:
+        """An adopted call in line: its music, comfort messages and plan."""
+        await self.hold.music()
+        self._arm_comfort()
+        await self._policy_due()
+
     async def _adopt_offered(self, item: Adopt, record: dict[str, str], queue: str, arrival_ms: int) -> None:
         advocate = await self.s.store.get_advocate(record.get("advocate", ""))
         offer = Offer(call_id=self.key, advocate_id=record.get("advocate", ""),
@@ -410,9 +414,14 @@ class CallActor:
                       offered_ms=int(record.get("offered_ms") or 0))
         ringing = [leg for leg in item.legs if "-leg" in leg]
         self.state = Waiting(queue, arrival_ms)
+        # The plan's steps (widen, escalate, overflow) are looked at again
+        # if this ring is missed: _advocate_missed.
+        self._steps_pending = True
         if not ringing:
             # The dead engine never rang: ring now, once, if Redis still says so.
             await self._offer(offer, swept=True)
+            if isinstance(self.state, Waiting):
+                await self._wait_adopted()  # settled meanwhile: back in line, or its offer on its way
             return
         leg = ringing[-1]
         self.state = Ringing(queue, arrival_ms, offer, leg)
@@ -632,14 +641,19 @@ class CallActor:
         for step in self._plan.due(self._steps_done, self._waited_s()):
             if not isinstance(self.state, Waiting):
                 return
-            self._steps_done += 1
             match step:
                 case Widen(tier=tier):
-                    await self._widen(self.state, tier.queue, tier.interpreter, tier.say)
+                    done = await self._widen(self.state, tier.queue, tier.interpreter, tier.say)
                 case Escalate():
-                    await self._escalate(self.state)
+                    done = await self._escalate(self.state)
                 case Overflow():
-                    await self._max_wait(self.state)
+                    done = await self._max_wait(self.state)
+            if not done:
+                # The call was offered meanwhile (the offer is on its way):
+                # the step stays due, for when that ring is missed.
+                self._steps_pending = True
+                return
+            self._steps_done += 1
         if isinstance(self.state, Waiting):
             self._arm_policy()
 
@@ -817,15 +831,16 @@ class CallActor:
 
     # -- queue policies -------------------------------------------------------
 
-    async def _widen(self, waiting: Waiting, target: str, interpreter: str | None, say: str | None) -> None:
-        """A skill tier: the call may now be taken by the advocates of `target` too."""
+    async def _widen(self, waiting: Waiting, target: str, interpreter: str | None, say: str | None) -> bool:
+        """A skill tier: the call may now be taken by the advocates of `target`
+        too. False if it was offered meanwhile, and nothing was done."""
         try:
             moved = await self.s.store.move_queue(self.key, waiting.queue, target)
         except RoutingError:
             log.error("call %s: could not widen to %s; it keeps waiting", self.key, target)
-            return
+            return True  # not tried again: the next steps keep their times
         if moved is None:
-            return  # offered meanwhile
+            return False
         self.s.metrics.queue_widenings.labels(from_queue=waiting.queue, to_queue=target).inc()
         log.info("call %s widened from %s to %s%s", self.key, waiting.queue, target,
                  f" with an interpreter ({interpreter})" if interpreter else "")
@@ -834,6 +849,7 @@ class CallActor:
             self.interpreter_on_answer = InterpreterRequest(interpreter, source="overflow")
         if say is not None and isinstance(self.state, Waiting):
             await self.hold.say([f"sound:hotline/{say}"])
+        return True
 
     async def _comfort(self, waiting: Waiting) -> None:
         """The periodic comfort message, with position and estimated wait when known."""
@@ -862,35 +878,39 @@ class CallActor:
             if not await self.hold.say(media):
                 self._arm_comfort()  # no end of it will re-arm the timer
 
-    async def _max_wait(self, waiting: Waiting) -> None:
-        """Nobody answered within the queue's maximum wait: the backup destination, announced."""
+    async def _max_wait(self, waiting: Waiting) -> bool:
+        """Nobody answered within the queue's maximum wait: the backup
+        destination, announced. False if an offer is on its way: it rings."""
         try:
             left = await self.s.store.abandon(self.key)
         except RoutingError:
             left = True  # Redis is gone; its record expires
         if not left:
-            return  # an offer is on its way: let it ring
+            return False
         log.warning("call %s: %.0f s in line, the maximum; sending to the backup destination", self.key,
                     self._waited_s())
         self.s.metrics.max_wait_overflows.labels(queue=self._plan.entry_queue).inc()
         await self._to_fallback("max_wait", announce="hotline/max_wait_overflow")
+        return True
 
-    async def _escalate(self, waiting: Waiting) -> None:
-        """A crisis call nobody answered in time: the on-call supervisors, then the backup."""
+    async def _escalate(self, waiting: Waiting) -> bool:
+        """A crisis call nobody answered in time: the on-call supervisors, then
+        the backup. False if it was offered meanwhile, and nothing was done."""
         escalation = Escalation(self.key, waiting.queue, self.s, self.timers)
         try:
             started = await escalation.start()
         except RoutingError:
             await self._to_fallback("routing_unavailable")
-            return
+            return True
         if not started:
-            return  # offered meanwhile
+            return False
         self.timers.cancel("comfort")
         self.state = Escalating(waiting.queue, escalation)
         if not escalation.ringing:
             await self._escalation_failed(escalation)
-            return
+            return True
         await self.hold.say(["sound:hotline/escalating"])
+        return True
 
     async def _escalation_event(self, state: Escalating, item: object) -> bool:
         """Events about the supervisors' legs and the escalation timer; True if handled."""
