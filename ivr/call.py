@@ -39,12 +39,12 @@ from ivr.ari.models import Channel
 from ivr.call_states import (
     Adopt,
     Answering,
-    ChannelGone,
     Connected,
     Ended,
     Escalating,
     InMenu,
     OfferArrived,
+    Reconciled,
     Ringing,
     RoutingOutage,
     RoutingRestored,
@@ -166,7 +166,7 @@ class CallActor:
         in a line nobody serves."""
         what = getattr(item, "type", type(item).__name__)
         state = self.state
-        if isinstance(exc, AriNotFound) and not await self._channel_exists():
+        if isinstance(exc, AriNotFound) and not await self._channel_exists(self.channel):
             # The caller hung up mid-step (a prompt for a channel just gone):
             # their hang-up, not an engine error.
             await self._caller_gone("caller hung up")
@@ -180,9 +180,9 @@ class CallActor:
             log.error("call %s: could not release its routing (%s)", self.key, type(cleanup).__name__)
         await self._to_fallback("engine_error")
 
-    async def _channel_exists(self) -> bool:
+    async def _channel_exists(self, channel_id: str) -> bool:
         try:
-            await self.s.rest.get_channel(self.channel)
+            await self.s.rest.get_channel(channel_id)
         except AriNotFound:
             return False
         except AriError:
@@ -244,8 +244,8 @@ class CallActor:
                     await self._caller_gone("caller hung up")
                 elif isinstance(self.state, (Ringing, Connected)) and channel.id == self.state.leg:
                     await self._leg_gone()
-            case ChannelGone():
-                await self._caller_gone("channel gone")
+            case Reconciled(live=live):
+                await self._reconciled(live)
             case RoutingRestored():
                 await self._routing_restored()
             case RoutingOutage():
@@ -799,6 +799,17 @@ class CallActor:
             log.error("call %s: could not record the end in Redis", self.key)
         self.s.wrap_up.start(offer.advocate_id, self.key)
         await self._to_fallback("crisis_escalation")
+
+    async def _reconciled(self, live: frozenset[str]) -> None:
+        if self.channel not in live:
+            await self._caller_gone("channel gone")
+            return
+        if isinstance(self.state, (Ringing, Connected)) and self.state.leg and self.state.leg not in live:
+            # Asked again: the list may be older than a ring begun since.
+            if not await self._channel_exists(self.state.leg):
+                log.warning("call %s: advocate %s's leg ended while the engine could not hear it", self.key,
+                            self.state.offer.advocate_id)
+                await self._leg_gone()
 
     async def _leg_gone(self) -> None:
         if isinstance(self.state, Ringing):

@@ -49,8 +49,11 @@ class Adopt:
 
 
 @dataclass(frozen=True)
-class ChannelGone:
-    """Reconciliation found the caller's channel gone while the events stream was down."""
+class Reconciled:
+    """The events stream was down: these are the channels Asterisk had once
+    it was back. A call whose caller or advocate left meanwhile was told
+    nothing of it."""
+    live: frozenset[str]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ivr.adoption import GHOST_SWEEP_S, Adoption
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.events import Event, StasisStart, UnknownEvent
 from ivr.call import CallActor
-from ivr.call_states import Adopt, ChannelGone, OfferArrived
+from ivr.call_states import Adopt, OfferArrived, Reconciled
 from ivr.dispatch import Dispatcher
 from ivr.services import CallServices
 from ivr.tasks import TaskSet
@@ -145,15 +145,16 @@ class Engine:
         await self.reconcile()
 
     async def reconcile(self) -> None:
-        """After a (re)connection: calls whose channel vanished while we were deaf end now."""
+        """After a (re)connection: calls whose caller or advocate hung up while
+        we were deaf learn it now."""
         try:
-            live = {channel.id for channel in await self.services.rest.list_channels()}
+            live = frozenset(channel.id for channel in await self.services.rest.list_channels())
         except AriError as exc:
             log.warning("reconcile: cannot list channels (%s)", type(exc).__name__)
             raise
         gone = [key for key in self.calls if key not in live]
-        for key in gone:
-            self.dispatcher.post(key, ChannelGone())
+        for key in self.calls:
+            self.dispatcher.post(key, Reconciled(live))
         log.info("reconciled: %d calls held, %d gone while disconnected", len(self.calls) - len(gone), len(gone))
         # Calls in our application nobody holds: a dead engine's, ours now.
         await Adoption(self.services, self.calls, self.adopt).run()

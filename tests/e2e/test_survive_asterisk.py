@@ -92,6 +92,36 @@ async def test_cut_event_socket_reconnects_and_ends_the_call_that_hung_up_meanwh
             await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering the next call")
 
 
+async def test_cut_event_socket_reconnects_and_ends_the_call_whose_advocate_hung_up_meanwhile(
+        settings: Settings, phones: PhonesClient, http: aiohttp.ClientSession):
+    base = settings_with(ari={"reconnect_max_s": 1})
+    ari_port = int(base.ari.url.rsplit(":", 1)[1])
+    async with TcpProxy("127.0.0.1", ari_port) as proxy:
+        config = base.model_copy(update={"ari": base.ari.model_copy(update={"url": f"http://{proxy.url_host}"})})
+        async with running_engine(config) as engine:
+            api = EngineApi(http, engine.http_port)
+            await eventually(lambda: _connected(engine), 10, "the engine connected to ARI")
+            await api.act("ana", "login")
+            caller = await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+            ana = await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
+            key = await eventually(lambda: the_bridged_call(engine), 5, "the call bridged")
+
+            assert await proxy.block(b"/ari/events") == 2
+            await eventually(lambda: _disconnected(engine), 5, "the engine noticing the cut")
+            await phones.hangup(ana["call"])
+            await phones.wait_for(lambda e: e["call"] == ana["call"] and e["kind"] == "ended", 5,
+                                  what="ana's phone hung up")
+            proxy.unblock()
+
+            # The caller is not left alone in the bridge: their call ends as
+            # when an advocate hangs up, and ana goes through her wrap-up.
+            await phones.wait_for(lambda e: e["call"] == caller["id"] and e["kind"] == "ended", 10,
+                                  what="the caller's call ended")
+            await eventually(lambda: _reconnected_and_idle(engine), 5, "the engine holding no call")
+            assert (await engine.store.get_call(key))["state"] == "ended"
+            await eventually(lambda: _advocate_in(engine, "ana", "available"), 5, "ana available after wrap-up")
+
+
 async def _connected(engine: Running) -> bool:
     return engine.stream.connected and engine.socket_requests.attached
 
