@@ -180,6 +180,15 @@ class CallActor:
             log.error("call %s: could not release its routing (%s)", self.key, type(cleanup).__name__)
         await self._to_fallback("engine_error")
 
+    async def _playing(self, playback_id: str) -> bool:
+        try:
+            await self.s.rest.get_playback(playback_id)
+        except AriNotFound:
+            return False
+        except AriError:
+            return True  # cannot tell: its end, or the guard, will come
+        return True
+
     async def _channel_exists(self, channel_id: str) -> bool:
         try:
             await self.s.rest.get_channel(channel_id)
@@ -224,15 +233,10 @@ class CallActor:
             case MonitorRequest():
                 await self._monitor_request(item)
             case PlaybackFinished(playback=playback) if self.hold.finished(playback.id):
-                # Ringing too: an offer may come while a message is being said.
-                if isinstance(self.state, (Waiting, Ringing, Escalating)):
-                    await self.hold.music()
-                if isinstance(self.state, Waiting):
-                    self._arm_comfort()
+                await self._hold_message_over()
             case PlaybackFinished(playback=playback):
                 if isinstance(self.state, InMenu) and playback.id == self.state.playback:
-                    self.state.playback = None
-                    await self._menu(self.state.session.prompt_finished(self.state.serial))
+                    await self._prompt_over(self.state)
             case TimerFired():
                 if self.timers.is_current(item):
                     await self._timer(item.name)
@@ -800,10 +804,28 @@ class CallActor:
         self.s.wrap_up.start(offer.advocate_id, self.key)
         await self._to_fallback("crisis_escalation")
 
+    async def _hold_message_over(self) -> None:
+        # Ringing too: an offer may come while a message is being said.
+        if isinstance(self.state, (Waiting, Ringing, Escalating)):
+            await self.hold.music()
+        if isinstance(self.state, Waiting):
+            self._arm_comfort()
+
+    async def _prompt_over(self, menu: InMenu) -> None:
+        menu.playback = None
+        await self._menu(menu.session.prompt_finished(menu.serial))
+
     async def _reconciled(self, live: frozenset[str]) -> None:
         if self.channel not in live:
             await self._caller_gone("channel gone")
             return
+        # A prompt or hold message whose end came unheard: what follows it
+        # is due now, not after the menu's playback guard or never.
+        if isinstance(self.state, InMenu) and self.state.playback and not await self._playing(self.state.playback):
+            await self._prompt_over(self.state)
+        elif self.hold.message is not None and not await self._playing(self.hold.message):
+            self.hold.finished(self.hold.message)
+            await self._hold_message_over()
         if isinstance(self.state, (Ringing, Connected)) and self.state.leg and self.state.leg not in live:
             # Asked again: the list may be older than a ring begun since.
             if not await self._channel_exists(self.state.leg):

@@ -3,8 +3,10 @@
 The engine turns what arrives from outside into work for the call actors:
 a StasisStart for an unknown caller channel becomes a new ``CallActor``;
 an offer published by the Redis matcher is posted to the actor holding that
-call; after the events WebSocket (re)connects, calls whose channels vanished
-meanwhile are told so, and the calls of a dead engine are adopted
+call; after the events WebSocket (re)connects, every call is given the
+channels Asterisk has (what ended unheard meanwhile, a caller, an advocate's
+leg, a prompt, each call finds out for itself), and the calls of a dead
+engine are adopted
 (``ivr.adoption``). Per-call behaviour lives in ``ivr.call``.
 """
 

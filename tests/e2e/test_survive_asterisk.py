@@ -8,14 +8,15 @@ import asyncio
 import aiohttp
 
 from ivr.app import Running, running_engine
+from ivr.ari.errors import AriNotFound
 from ivr.ari.rest import AriRest
 from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.sandbox.proxy import TcpProxy
 from ivr.settings import Settings
 
-from .conftest import PHONES, EngineApi, eventually, metric_value, settings_with
-from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at, rang
+from .conftest import PHONES, EngineApi, eventually, metric_value, sandbox_queues, settings_with
+from .test_call_flow import MUSIC_RMS, ROUTE_S, TOLL_FREE, answered_at, rang
 from .test_survive_redis import the_bridged_call, waiting_count
 
 TIP = "12"
@@ -120,6 +121,46 @@ async def test_cut_event_socket_reconnects_and_ends_the_call_whose_advocate_hung
             await eventually(lambda: _reconnected_and_idle(engine), 5, "the engine holding no call")
             assert (await engine.store.get_call(key))["state"] == "ended"
             await eventually(lambda: _advocate_in(engine, "ana", "available"), 5, "ana available after wrap-up")
+
+
+async def test_cut_event_socket_reconnects_and_the_music_follows_a_message_that_ended_meanwhile(
+        settings: Settings, phones: PhonesClient, http: aiohttp.ClientSession, ari: AriRest):
+    english = {"comfort_every_s": 2, "comfort_position": False}
+    base = settings_with(ari={"reconnect_max_s": 1}, routing={"queues": sandbox_queues(english=english)})
+    ari_port = int(base.ari.url.rsplit(":", 1)[1])
+    async with TcpProxy("127.0.0.1", ari_port) as proxy:
+        config = base.model_copy(update={"ari": base.ari.model_copy(update={"url": f"http://{proxy.url_host}"})})
+        async with running_engine(config) as engine:
+            await eventually(lambda: _connected(engine), 10, "the engine connected to ARI")
+            caller = await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+            await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "a call waiting")
+            (actor,) = engine.engine.calls.values()
+            message = await eventually(lambda: _saying(actor), 10, "a comfort message being said")
+
+            assert await proxy.block(b"/ari/events") == 2
+            await eventually(lambda: _disconnected(engine), 5, "the engine noticing the cut")
+            await eventually(lambda: _over(ari, message), 20, "the message over, unheard")
+            proxy.unblock()
+
+            # Not left in the silence after it: the music, within moments.
+            await eventually(lambda: _connected(engine), 10, "the engine reconnected")
+            await eventually(lambda: _hears_music(phones, caller["id"]), 5, "the caller hearing music again")
+
+
+async def _saying(actor) -> str | None:
+    return actor.hold.message
+
+
+async def _over(ari: AriRest, playback_id: str) -> bool:
+    try:
+        await ari.get_playback(playback_id)
+    except AriNotFound:
+        return True
+    return False
+
+
+async def _hears_music(phones: PhonesClient, call_id: str) -> bool:
+    return await phones.listen(call_id, seconds=1) > MUSIC_RMS
 
 
 async def _connected(engine: Running) -> bool:
