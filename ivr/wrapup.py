@@ -44,6 +44,10 @@ def record_wrap_up_end(metrics: HotlineMetrics, ended: WrapUpEnded, disposition:
         metrics.dispositions.labels(call_type=ended.call_type or "unknown", disposition=disposition).inc()
 
 
+# Seconds between tries to end a wrap-up that Redis did not take.
+END_RETRY_S = 5.0
+
+
 class WrapUpTimers:
     def __init__(self, store: RoutingStore, tasks: TaskSet, seconds: float, metrics: HotlineMetrics) -> None:
         self._store = store
@@ -85,8 +89,12 @@ class WrapUpTimers:
         except UnknownAdvocate:
             return  # removed from the roster meanwhile
         except RoutingError:
-            # ivr.recovery resumes the wrap-ups when Redis returns.
-            log.error("advocate %s: could not end wrap-up (Redis unavailable)", advocate_id)
+            # Tried again until it ends: an advocate left in wrap-up takes no
+            # call, and Redis may be slow for a moment without an outage
+            # that ivr.recovery would see and resume the wrap-ups after.
+            log.error("advocate %s: could not end wrap-up (Redis unavailable); again in %g s", advocate_id,
+                      END_RETRY_S)
+            self.start(advocate_id, call_id, END_RETRY_S)
             return
         if ended is not None:
             record_wrap_up_end(self._metrics, ended, None, int(time.time() * 1000))
