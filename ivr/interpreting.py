@@ -169,6 +169,15 @@ class Interpreting:
             await self.s.rest.add_to_bridge(self.bridge, [leg], waits_s=10 + keying_seconds(dtmf))
         except (AriNotFound, AriConflict):
             pass  # the provider hung up meanwhile: its ChannelDestroyed follows
+        except AriError as exc:
+            # Asterisk slow or refusing: not joined, and no event would say
+            # so. The next provider is tried, or the advocate told.
+            log.warning("call %s: interpreter of provider %s not joined (%s)", self.call_key,
+                        self._attempt.provider.name, type(exc).__name__)
+            self.leg = None
+            self.s.dispatcher.unroute(leg)
+            await self._hangup(leg)
+            await self._failed("join_failed")
 
     async def _failed(self, reason: str) -> None:
         self.timers.cancel(TIMER)
@@ -186,6 +195,9 @@ class Interpreting:
             await self.s.rest.play(self.advocate_leg, "sound:hotline/interpreter_unavailable")
         except AriNotFound:
             pass
+        except AriError as exc:
+            # The call goes on; the log above and the metric say it.
+            log.warning("call %s: could not tell the advocate (%s)", self.call_key, type(exc).__name__)
 
     async def remove(self) -> None:
         """The advocate or the API asked for the interpreter to leave."""
@@ -199,6 +211,9 @@ class Interpreting:
             await self.s.rest.hangup(channel_id)
         except AriNotFound:
             pass
+        except AriError as exc:
+            # Asterisk out of reach: the provider's leg ends when they hang up.
+            log.warning("call %s: could not hang up the interpreter's leg (%s)", self.call_key, type(exc).__name__)
 
 
 class InterpreterDesk:

@@ -54,7 +54,7 @@ class HotlineMetrics:
             ["language"], buckets=(1, 2, 3, 5, 8, 13, 20, 30, 45, 60), registry=r)
         self.interpreter_failures = Counter("hotline_interpreter_failures",
                                             "Interpreter attempts that failed, by reason (busy, no_answer, "
-                                            "hung_up, unavailable, dial_failed, exhausted) and language.",
+                                            "hung_up, unavailable, dial_failed, join_failed, exhausted) and language.",
                                             ["reason", "language"], registry=r)
         self.queue_widenings = Counter("hotline_queue_widenings",
                                        "Waiting calls widened to another queue by a skill tier (relay to anyone, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from ivr.ari.rest import AriRest
 from ivr.sandbox.phones_client import PhonesClient
 
 from .ari_proxy import AriProxy
@@ -21,6 +22,7 @@ from .conftest import (
     settings_with,
 )
 from .test_call_flow import CALLER, MUSIC_RMS, ROUTE_S, TOLL_FREE, answered_at, rang
+from .test_interpreter import JOIN_S, PRIMARY, connected_call, three_party_bridge
 
 COMFORT_EVERY_S = 3
 ESCALATE_S = 6
@@ -101,3 +103,19 @@ async def test_a_supervisor_asterisk_cannot_connect_leaves_the_crisis_caller_wit
     assert sam["state"] != "on_call"  # the call they could not join ended for them too
     page = await api.metrics()
     assert metric_value(page, "hotline_fallbacks_total", reason="crisis_escalation") == 1
+
+
+async def test_an_interpreter_asterisk_cannot_join_is_dialled_again(
+        engine, api: EngineApi, phones: PhonesClient, ari: AriRest, ari_proxy: AriProxy):
+    hotline_call, _ = await connected_call(engine, api, phones)
+    ari_proxy.fail("POST", r"^/ari/bridges/[^/]+/addChannel")  # the first provider's join, over HTTP
+
+    status, body = await api.request("POST", f"/calls/{hotline_call}/interpreter", "ana", json={"language": "vi"})
+    assert status == 202, body
+
+    # Hung up and tried again (the provider's next attempt), not left out of the call.
+    await phones.wait_for_count(answered_at(PRIMARY), 2, JOIN_S * 2, what="the provider answering twice")
+    await three_party_bridge(ari, hotline_call)
+    assert ari_proxy.faulted == [f"POST /ari/bridges/{hotline_call}-bridge/addChannel"]
+    page = await api.metrics()
+    assert metric_value(page, "hotline_interpreter_failures_total", reason="join_failed", language="vie") == 1
