@@ -16,6 +16,7 @@ function over what ARI reports.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -47,10 +48,25 @@ class Grouped:
     orphans: tuple[str, ...]  # legs whose caller is gone, and a dead engine's monitoring channels
 
 
+# The channels the engine originates are named after their call's caller
+# channel: "<call>-leg<n>" (an advocate), "-sup<n>" (a supervisor), "-int<n>"
+# (an interpreter), "-mon-<hex>" (a supervisor monitoring). One still ringing
+# is listed in the application but has not run Stasis yet: its name is all
+# that tells it from a caller.
+_ORIGINATED = re.compile(r"^(?P<call>.+)-(?:(?P<leg>leg|sup)|(?P<interpreter>int))\d+$|^(?P<monitored>.+)-mon-[0-9a-f]+$")
+
+
 def _stasis_args(channel: Channel) -> list[str]:
-    # app_data of a channel in Stasis: "<app>,<arg>,<arg>..." as passed by
-    # the dialplan (the DID, the SIP Call-ID) or by our originate (leg,<call> / interpreter,<call>).
-    return (channel.dialplan.app_data or "").split(",")[1:]
+    """The arguments the channel entered Stasis with: passed by the dialplan
+    (the DID, the SIP Call-ID) or by our originate (leg,<call> /
+    interpreter,<call> / monitor,<call> / snoop,<call>,...); for one of ours
+    still ringing, those its originate will pass."""
+    args = (channel.dialplan.app_data or "").split(",")[1:]
+    if args or not (named := _ORIGINATED.match(channel.id)):
+        return args
+    if named["monitored"]:
+        return ["monitor", named["monitored"]]
+    return ["leg" if named["leg"] else "interpreter", named["call"]]
 
 
 def group_channels(channels: Iterable[Channel], in_app: set[str], held: set[str]) -> Grouped:

@@ -1,4 +1,5 @@
-"""A dead engine's monitoring sessions are not adopted with its calls (pure grouping)."""
+"""Grouping the channels a dead engine left (pure): its monitoring sessions are
+not adopted with its calls, and its legs still ringing are known for legs."""
 
 from __future__ import annotations
 
@@ -30,3 +31,20 @@ def test_the_engines_own_monitoring_is_left_alone():
     grouped = group_channels(CHANNELS, {c.id for c in CHANNELS}, held={"c1"})
 
     assert grouped.calls == {} and grouped.orphans == ()
+
+
+def ringing(channel_id: str) -> Channel:
+    # Originated, not answered: listed in the application, not in Stasis yet.
+    return channel(channel_id, "").model_copy(update={"state": "Ringing"})
+
+
+def test_legs_still_ringing_are_known_by_their_names_not_taken_for_callers():
+    channels = [channel("c2", "hotline,18883737888"), ringing("c2-leg1"), ringing("c2-int1"),
+                ringing("c2-mon-0a1b2c"), ringing("gone-sup1"), channel("host-17.4", "hotline,18883737888"),
+                ringing("host-17.4-leg2")]
+    grouped = group_channels(channels, {c.id for c in channels}, held=set())
+
+    assert set(grouped.calls) == {"c2", "host-17.4"}
+    assert [leg.id for leg in grouped.calls["c2"].legs] == ["c2-leg1", "c2-int1"]
+    assert [leg.id for leg in grouped.calls["host-17.4"].legs] == ["host-17.4-leg2"]
+    assert set(grouped.orphans) == {"c2-mon-0a1b2c", "gone-sup1"}

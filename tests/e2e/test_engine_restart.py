@@ -23,8 +23,8 @@ from ivr.call_states import InMenu
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.phones_client import PhonesClient
 
-from .conftest import PHONES, TEST_PREFIX, EngineApi, eventually, settings_with, until
-from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at
+from .conftest import BACKUP_PHONE, PHONES, TEST_PREFIX, EngineApi, eventually, sandbox_queues, settings_with, until
+from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at, rang
 from .test_relay import RELAY_PROVIDER
 
 
@@ -38,6 +38,8 @@ def _free_port() -> int:
 # Not a fixed number: several sandboxes run these tests on one machine, and
 # a fixed port let one run's health check reach another run's engine.
 DOOMED_PORT = _free_port()
+# The maximum wait of a call adopted while ringing: past the ring's end.
+ADOPTED_MAX_WAIT_S = 20
 
 
 async def start_doomed_engine() -> asyncio.subprocess.Process:
@@ -214,3 +216,28 @@ async def _playing(ari: AriRest, number: int) -> bool:
 async def _in_the_menu(engine):
     actors = list(engine.engine.calls.values())
     return actors[0] if actors and isinstance(actors[0].state, InMenu) else None
+
+
+async def test_a_call_adopted_ringing_keeps_its_maximum_wait_after_the_ring_is_missed(
+        phones: PhonesClient, http: aiohttp.ClientSession, caplog):
+    await phones.script(PHONES["ana"], never_answer=True)
+    async with doomed_engine(http) as first:
+        await first.act("ana", "login")
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+        await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+
+    english = {"max_wait_s": ADOPTED_MAX_WAIT_S}
+    async with running_engine(settings_with(routing={"queues": sandbox_queues(english=english)})) as engine:
+        await eventually(lambda: _holds_calls(engine, 1), 10, "the new engine holding the call")
+        # Ana's ring ends unanswered; the call is back in line, with its plan:
+        # at its maximum wait, the backup destination.
+        await phones.wait_for(answered_at(BACKUP_PHONE), ADOPTED_MAX_WAIT_S + 10,
+                              what="the backup destination answering")
+    # Ana's ringing leg was adopted as the call's ring, not as a caller of its own.
+    adopted = [r.getMessage() for r in caplog.records if "adopted" in r.getMessage()]
+    assert len(adopted) == 1 and adopted[0].endswith("adopted in state offered"), adopted
+    assert len([e for e in phones.seen if rang(PHONES["ana"])(e)]) == 1
+
+
+async def _holds_calls(engine, count: int) -> bool:
+    return len(engine.engine.calls) == count
