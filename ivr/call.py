@@ -23,6 +23,7 @@ maximum wait goes to the backup destination, told so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -87,8 +88,10 @@ log = logging.getLogger(__name__)
 # How long the advocate may pause between the digits of a feature code.
 FEATURE_CODE_TIMEOUT_S = 3.0
 # Pauses between attempts to hand a caller to the dialplan fallback while
-# Asterisk does not answer (a request times out, or a 5xx).
+# Asterisk does not answer (a request times out, or a 5xx); then, with the
+# music on meanwhile, one every FALLBACK_RETRY_EVERY_S until it takes them.
 FALLBACK_RETRIES_S = (0.5, 1.0, 2.0)
+FALLBACK_RETRY_EVERY_S = 10.0
 # A call adopted in the menu: the dead engine's playbacks on it that the new
 # one stops (ivr.hold.HoldLine.stop_left_behind). A playback per prompt, so
 # as many prompts as a caller hears in minutes of the menu; one who has
@@ -1178,22 +1181,37 @@ class CallActor:
                 await self.s.rest.set_var(self.channel, "HOTLINE_ANNOUNCE", announce)
         except AriError:
             pass
-        for pause_s in (*FALLBACK_RETRIES_S, None):
+        tries, music = 0, False
+        while True:
+            if music:
+                # The dialplan's announcement next, not over the music.
+                with contextlib.suppress(AriError):
+                    await self.s.rest.stop_moh(self.channel)
             try:
                 await self.s.rest.continue_in_dialplan(self.channel, context="hotline-fallback", extension="s",
                                                        priority=1)
             except AriNotFound:
                 pass  # the caller hung up
-            except AriError as exc:
-                # Asterisk slow or restarting (AriUnavailable): no reconnection
-                # need follow, and nobody else would move the caller. Once
-                # Asterisk is gone for good, the channel died with it, or is
-                # still in our application, where the next reconnection adopts it.
-                if isinstance(exc, AriUnavailable) and pause_s is not None:
+            except AriUnavailable as exc:
+                # Asterisk slow or restarting: no reconnection need follow,
+                # and nobody else would move the caller. If Asterisk dies,
+                # the channel dies with it.
+                if tries < len(FALLBACK_RETRIES_S):
+                    pause_s = FALLBACK_RETRIES_S[tries]
                     log.warning("call %s: fallback not reached (%s); again in %g s", self.key,
                                 type(exc).__name__, pause_s)
-                    await asyncio.sleep(pause_s)
-                    continue
+                else:
+                    pause_s = FALLBACK_RETRY_EVERY_S
+                    if not music:
+                        log.error("call %s: fallback not reached (%s); music meanwhile, again every %g s",
+                                  self.key, type(exc).__name__, pause_s)
+                    await self.hold.music()
+                    music = True
+                tries += 1
+                await asyncio.sleep(pause_s)
+                continue
+            except AriError as exc:
+                # Refused for good (the channel left our application): nothing to try again.
                 log.error("call %s: could not hand it to the fallback (%s)", self.key, type(exc).__name__)
             break
         self.s.forget(self)

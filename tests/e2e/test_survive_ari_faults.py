@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.ari.rest import AriRest
+from ivr.call import FALLBACK_RETRIES_S, FALLBACK_RETRY_EVERY_S
 from ivr.sandbox.phones_client import PhonesClient
 
 from .ari_proxy import AriProxy
@@ -119,3 +120,21 @@ async def test_an_interpreter_asterisk_cannot_join_is_dialled_again(
     assert ari_proxy.faulted == [f"POST /ari/bridges/{hotline_call}-bridge/addChannel"]
     page = await api.metrics()
     assert metric_value(page, "hotline_interpreter_failures_total", reason="join_failed", language="vie") == 1
+
+
+async def test_a_hand_over_asterisk_keeps_refusing_plays_music_and_is_tried_until_it_takes(
+        engine, api: EngineApi, phones: PhonesClient, ari_proxy: AriProxy):
+    ari_proxy.fail("POST", PLAY)  # the greeting
+    # The hand-over, past its quick retries: then the caller hears music until the next.
+    ari_proxy.fail("POST", r"^/ari/channels/[^/]+/continue", times=len(FALLBACK_RETRIES_S) + 1)
+
+    call = await phones.place_call(CALLER, TOLL_FREE)
+    await eventually(lambda: _refused(ari_proxy, len(FALLBACK_RETRIES_S) + 2), ROUTE_S, "every quick try refused")
+    assert await phones.listen(call["id"], seconds=2) > MUSIC_RMS
+
+    await phones.wait_for(answered_at(BACKUP_PHONE), FALLBACK_RETRY_EVERY_S + 10,
+                          what="the backup destination answering")
+
+
+async def _refused(ari_proxy: AriProxy, count: int) -> bool:
+    return len(ari_proxy.faulted) >= count
