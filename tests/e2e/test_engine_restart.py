@@ -23,7 +23,15 @@ from ivr.call_states import InMenu
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.phones_client import PhonesClient
 
-from .conftest import BACKUP_PHONE, PHONES, TEST_PREFIX, EngineApi, eventually, sandbox_queues, settings_with, until
+from .conftest import (
+    BACKUP_PHONE,
+    PHONES,
+    TEST_PREFIX,
+    EngineApi,
+    eventually,
+    sandbox_queues,
+    settings_with,
+)
 from .test_call_flow import CALLER, ROUTE_S, TOLL_FREE, answered_at, rang
 from .test_relay import RELAY_PROVIDER
 
