@@ -53,7 +53,8 @@ class Grouped:
 # (an interpreter), "-mon-<hex>" (a supervisor monitoring). One still ringing
 # is listed in the application but has not run Stasis yet: its name is all
 # that tells it from a caller.
-_ORIGINATED = re.compile(r"^(?P<call>.+)-(?:(?P<leg>leg|sup)|(?P<interpreter>int))\d+$|^(?P<monitored>.+)-mon-[0-9a-f]+$")
+_ORIGINATED = re.compile(r"^(?P<call>.+)-(?:(?P<leg>leg|sup)|(?P<interpreter>int))\d+$"
+                         r"|^(?P<monitored>.+)-mon-[0-9a-f]+$")
 
 
 def _stasis_args(channel: Channel) -> list[str]:
