@@ -47,7 +47,7 @@ def _free_port() -> int:
 # a fixed port let one run's health check reach another run's engine.
 DOOMED_PORT = _free_port()
 # The maximum wait of a call adopted while ringing: past the ring's end.
-ADOPTED_MAX_WAIT_S = 20
+ADOPTED_MAX_WAIT_S = 14
 
 
 async def start_doomed_engine() -> asyncio.subprocess.Process:
