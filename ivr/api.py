@@ -237,7 +237,7 @@ class Api:
         principal = self._authorise(request, advocate_id)
         if action not in STATE_ACTIONS:
             raise json_error(web.HTTPNotFound, f"unknown action {action!r}; one of {sorted(STATE_ACTIONS)}")
-        disposition = _disposition(action, await _json_body(request))
+        disposition = _disposition(action, await _json_body(request, {"disposition"}))
         advocate = await self.store.get_advocate(advocate_id)
         if advocate is None:
             raise json_error(web.HTTPNotFound, f"no advocate {advocate_id!r}")
@@ -308,10 +308,10 @@ class Api:
         return call_id, record
 
     async def add_interpreter(self, request: web.Request) -> web.Response:
+        call_id, _ = await self._call_of_principal(request)
         if self.interpreters is None:
             raise json_error(web.HTTPNotFound, "no interpreter provider is configured")
-        call_id, _ = await self._call_of_principal(request)
-        body = await _json_body(request)
+        body = await _json_body(request, {"language"})
         code = body.get("language")
         language = None
         if code is not None:
@@ -327,9 +327,9 @@ class Api:
                                  status=202)
 
     async def remove_interpreter(self, request: web.Request) -> web.Response:
+        call_id, _ = await self._call_of_principal(request)
         if self.interpreters is None:
             raise json_error(web.HTTPNotFound, "no interpreter provider is configured")
-        call_id, _ = await self._call_of_principal(request)
         if not self.interpreters.request(call_id, None, remove=True):
             raise json_error(web.HTTPConflict, f"call {call_id!r} is not held by this engine")
         return web.json_response({"call": call_id, "status": "removing"}, status=202)
@@ -338,7 +338,7 @@ class Api:
         """A supervisor listens, whispers to the advocate or barges in; the same
         supervisor posting another mode switches to it."""
         principal = self._authorise(request)  # supervisors only
-        body = await _json_body(request)
+        body = await _json_body(request, {"mode"})
         try:
             mode = parse_mode(body.get("mode"))
         except ValueError as exc:
@@ -388,13 +388,23 @@ def _disposition(action: str, body: dict[str, object]) -> str | None:
     return disposition
 
 
-async def _json_body(request: web.Request) -> dict[str, object]:
+async def _json_body(request: web.Request, fields: set[str]) -> dict[str, object]:
+    """The request's JSON object, whose keys must be among `fields`: one
+    misspelt would be ignored, and change what is done (an interpreter
+    asked for by "lang" would be the operator)."""
     if not request.can_read_body:
         return {}
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError, LookupError):
+        # RecursionError: nested deeper than the parser goes; LookupError: a
+        # charset in Content-Type that Python does not know.
         raise json_error(web.HTTPBadRequest, "body: not valid JSON") from None
     if not isinstance(body, dict):
         raise json_error(web.HTTPBadRequest, "body: must be a JSON object")
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown[:3])
+        raise json_error(web.HTTPUnprocessableEntity,
+                         f"body: unknown field {named}; expected {', '.join(sorted(fields))}")
     return body

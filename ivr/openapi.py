@@ -32,7 +32,7 @@ def _action(summary: str) -> dict[str, object]:
 def _end_wrap_up() -> dict[str, object]:
     action = _action("End after-call work early, recording the call's disposition: available")
     action["post"]["requestBody"] = {"required": False, "content": {"application/json": {"schema": {
-        "type": "object", "properties": {"disposition": {
+        "type": "object", "additionalProperties": False, "properties": {"disposition": {
             "type": "string", "enum": list(DISPOSITIONS),
             "description": "the hotline's category of the call; stored on the call record and counted in "
                            "hotline_dispositions_total. Absent: none recorded"}}}}}}
@@ -128,7 +128,7 @@ OPENAPI: dict[str, object] = {
             "post": {"summary": "Join a tele-interpreter (the advocate on the call, or a supervisor)",
                      "parameters": [_CALL_ID],
                      "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                         "type": "object", "properties": {"language": {
+                         "type": "object", "additionalProperties": False, "properties": {"language": {
                              "type": "string", "description": "ISO 639-3 or 639-1; absent: the operator"}}}}}},
                      "responses": {"202": {"description": "the interpreter is being dialled"},
                                    "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
@@ -144,7 +144,8 @@ OPENAPI: dict[str, object] = {
                                     "all three hear each other. Every action is audited.",
                      "parameters": [_CALL_ID],
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                         "type": "object", "required": ["mode"], "properties": {"mode": {
+                         "type": "object", "required": ["mode"], "additionalProperties": False,
+                         "properties": {"mode": {
                              "type": "string", "enum": ["listen", "whisper", "barge"]}}}}}},
                      "responses": {"200": _monitoring("already in that mode"),
                                    "202": _monitoring("dialling the supervisor, or switching mode"),

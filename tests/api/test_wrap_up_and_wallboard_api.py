@@ -84,12 +84,26 @@ async def test_a_disposition_is_recorded_by_end_wrap_up_only(client, store):
     assert str((await store.get_advocate("ana")).state) == "offline"
 
 
-@pytest.mark.parametrize("body, why", [(b"{tip", "not valid JSON"), (b'["tip"]', "must be a JSON object")])
-async def test_a_body_that_is_not_a_json_object_is_a_400(client, store, body, why):
+@pytest.mark.parametrize("body, content_type, why", [
+    (b"{tip", "application/json", "not valid JSON"),
+    (b'["tip"]', "application/json", "must be a JSON object"),
+    (b'{"a":' + b"[" * 100_000, "application/json", "not valid JSON"),  # deeper than the parser goes
+    (b'{"disposition": "tip"}', "application/json; charset=bogus", "not valid JSON"),
+])
+async def test_a_body_that_is_not_a_json_object_is_a_400(client, store, body, content_type, why):
     await wrap_up_after(store)
     response = await client.post("/advocates/ana/end-wrap-up", headers={**bearer("ana"),
-                                 "Content-Type": "application/json"}, data=body)
+                                 "Content-Type": content_type}, data=body)
     assert response.status == 400 and why in (await response.json())["error"]
+    assert str((await store.get_advocate("ana")).state) == "wrap_up"
+
+
+async def test_a_misspelt_field_is_a_422_not_ignored(client, store):
+    await wrap_up_after(store)
+    response = await client.post("/advocates/ana/end-wrap-up", headers=bearer("ana"), json={"dispostion": "tip"})
+    assert response.status == 422
+    assert (await response.json())["error"] == "body: unknown field 'dispostion'; expected disposition"
+    assert str((await store.get_advocate("ana")).state) == "wrap_up"
 
 
 async def test_without_a_token_a_disposition_is_a_401_before_it_is_looked_at(client, store):
