@@ -80,6 +80,10 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     unknown = sorted(set(settings.lines.entries.values()) - set(menu.entries))
     if unknown:
         raise SettingsError(f"lines.entries: no entry {', '.join(unknown)} in the menu {settings.menu.path}")
+    if settings.lines.spanish is not None and "spanish" not in menu.entries:
+        raise SettingsError(f"lines.spanish: the menu {settings.menu.path} has no [entries.spanish] for it")
+    for note in settings.routing.unreachable_steps():
+        log.warning("settings: %s", note)
     catalog = LanguageCatalog.load()
     try:
         interpreters = validate_interpreters(settings.interpreters, catalog)

@@ -13,7 +13,7 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SECRETS = frozenset({"sandbox-ari-password", "sandbox-redis-password", "sandbox-hmac-key",
                             "change-me", "9876", "1212"})  # the last two: the sandbox's interpreter PINs
 
-Seconds = Annotated[float, Field(gt=0)]
+# Finite: an infinite ring broke every offer, an infinite wait bounds nothing.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -130,7 +131,7 @@ class RedisSettings(_Section):
 class LinesSettings(_Section):
     """The numbers the carrier delivers, and where calls go when we cannot route."""
 
-    toll_free: str = "18883737888"
+    toll_free: Annotated[str, Field(min_length=1)] = "18883737888"
     # Callers on the Spanish line skip the language menu (menu entry "spanish").
     spanish: str | None = None
     # Other lines that enter the menu elsewhere than at its start: DID -> menu
@@ -139,9 +140,20 @@ class LinesSettings(_Section):
     entries: dict[str, str] = {}
     # Dialled by the dialplan when the engine is down, and by the engine when
     # it cannot route (Redis down): a human must still answer.
-    backup_destination: str = "PJSIP/1999@carrier"
+    backup_destination: Annotated[str, Field(min_length=1)] = "PJSIP/1999@carrier"
     backup_ring_s: Annotated[int, Field(gt=0)] = 30
 
+    @model_validator(mode="after")
+    def _one_role_per_line(self) -> LinesSettings:
+        # A number in two roles takes one of them silently: the toll-free
+        # line as the Spanish one would skip every caller's language menu.
+        if self.spanish is not None and self.spanish == self.toll_free:
+            raise ValueError("spanish: is the toll_free line too")
+        for did in self.entries:
+            if did in (self.toll_free, self.spanish):
+                raise ValueError(f"entries: {did} is the {'toll_free' if did == self.toll_free else 'spanish'} "
+                                 "line too")
+        return self
 
     def entry_for(self, did: str) -> str | None:
         """The menu entry a dialled number starts at (None: the whole menu)."""
@@ -190,9 +202,9 @@ class RelaySettings(_Section):
     dids: tuple[str, ...] = ()
     queue: str = "relay"
     # Menu timeouts of a relay call are multiplied by this.
-    menu_timeout_factor: Annotated[float, Field(ge=1)] = 3.0
+    menu_timeout_factor: Annotated[float, Field(ge=1, le=10)] = 3.0
     # Relay-skilled advocates only for this long, then anyone in the call's language.
-    skilled_only_s: Annotated[float, Field(ge=0)] = 30.0
+    skilled_only_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     # The advocate's phone rings longer before the call counts as missed.
     advocate_ring_s: Seconds = 40.0
 
@@ -238,6 +250,20 @@ class RoutingSettings(_Section):
         if self.relay.queue not in names:
             raise ValueError(f"relay.queue: no queue {self.relay.queue!r}; queues are {names}")
         return self
+
+    def unreachable_steps(self) -> list[str]:
+        """Steps of a call's plan that its queue's maximum wait comes before:
+        allowed (the backup destination is a human too), but likely a
+        mistake, so the engine says so at start-up."""
+        notes = [f"routing.crisis.escalate_after_s ({self.crisis.escalate_after_s:g}) is not below "
+                 f"queue {q.name}'s max_wait_s ({q.max_wait_s:g}): its crisis calls go to the backup "
+                 "destination without ringing a supervisor"
+                 for q in self.queues if self.crisis.escalate_after_s >= q.max_wait_s]
+        relay_wait = next(q.max_wait_s for q in self.queues if q.name == self.relay.queue)
+        if self.relay.skilled_only_s >= relay_wait:
+            notes.append(f"routing.relay.skilled_only_s ({self.relay.skilled_only_s:g}) is not below the relay "
+                         f"queue's max_wait_s ({relay_wait:g}): relay calls never reach the language queues")
+        return notes
 
     def queue_for_language(self, language: str) -> str:
         for queue in self.queues:
@@ -288,9 +314,9 @@ class AdvocateSettings(_Section):
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: str
-    endpoint: str
-    skills: frozenset[str] = frozenset({"en"})
-    roles: frozenset[str] = frozenset({"advocate"})
+    endpoint: Annotated[str, Field(min_length=1)]
+    skills: frozenset[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]] = frozenset({"en"})
+    roles: frozenset[Literal["advocate", "supervisor"]] = frozenset({"advocate"})
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -382,6 +408,19 @@ class Settings(BaseSettings):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"advocates: duplicate advocate ids {duplicates}")
+        # One token, one person: the API could not tell who acts.
+        seen: dict[str, int] = {}
+        for i, advocate in enumerate(self.advocates):
+            if advocate.token_sha256 in seen:
+                raise ValueError(f"advocates[{i}].token_sha256: the same token as advocates[{seen[advocate.token_sha256]}]")
+            seen[advocate.token_sha256] = i
+        return self
+
+    @model_validator(mode="after")
+    def _relay_lines_are_not_the_main_ones(self) -> Settings:
+        for did in self.routing.relay.dids:
+            if did in (self.lines.toll_free, self.lines.spanish):
+                raise ValueError(f"routing.relay.dids: {did} is a main line; every call on it would be a relay call")
         return self
 
 

@@ -35,6 +35,9 @@ hmac_key = "{HMAC_SECRET}"
 """
 
 
+ADVOCATE = '[[advocates]]\nid = "ana"\nname = "Ana"\nendpoint = "PJSIP/1001@carrier"\ntoken_sha256 = "{}"\n'
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "hotline.toml"
     path.write_text(text)
@@ -195,6 +198,19 @@ def test_unknown_key_is_refused_naming_it(tmp_path: Path, extra: str, key: str) 
     ('[api]\nbad_tokens_max = 0\n', "api.bad_tokens_max"),
     ('[[advocates]]\nid = "a1"\nname = "A"\nendpoint = "PJSIP/a1"\ntoken_sha256 = "abc"\n',
      "advocates.0.token_sha256"),
+    # Accepted once, and wrong at run time.
+    ('[routing]\nadvocate_ring_s = inf\n', "routing.advocate_ring_s"),
+    ('[routing.relay]\nmenu_timeout_factor = 1e9\n', "routing.relay.menu_timeout_factor"),
+    ('[lines]\nbackup_destination = ""\n', "lines.backup_destination"),
+    ('[lines]\nspanish = "18883737888"\n', "spanish: is the toll_free line too"),
+    ('[lines.entries]\n18883737888 = "direct"\n', "entries: 18883737888 is the toll_free line too"),
+    ('[routing.relay]\ndids = ["18883737888"]\n', "routing.relay.dids: 18883737888 is a main line"),
+    (ADVOCATE.format("1" * 64).replace('token_sha256', 'skills = ["en,es"]\ntoken_sha256'), "advocates.0.skills"),
+    (ADVOCATE.format("1" * 64).replace('token_sha256', 'roles = ["supervisors"]\ntoken_sha256'),
+     "advocates.0.roles"),
+    (ADVOCATE.format("1" * 64).replace('"PJSIP/1001@carrier"', '""'), "advocates.0.endpoint"),
+    (ADVOCATE.format("1" * 64) + ADVOCATE.format("1" * 64).replace('"ana"', '"luis"'),
+     "advocates[1].token_sha256: the same token as advocates[0]"),
 ])
 def test_wrong_type_or_value_is_refused_naming_the_key(tmp_path: Path, extra: str, key: str) -> None:
     error = refusal(write(tmp_path, _with(MINIMAL, extra)))
@@ -305,8 +321,6 @@ def _with(base: str, extra: str) -> str:
 # -- the roster -------------------------------------------------------------------------
 
 
-ADVOCATE = '[[advocates]]\nid = "ana"\nname = "Ana"\nendpoint = "PJSIP/1001@carrier"\ntoken_sha256 = "{}"\n'
-
 
 @pytest.mark.parametrize("sandbox", [False, True])
 def test_duplicate_advocate_ids_are_refused_in_and_out_of_the_sandbox(tmp_path: Path, sandbox: bool) -> None:
@@ -370,5 +384,29 @@ async def test_a_line_entering_an_entry_the_menu_lacks_stops_the_engine_at_start
 
     settings = load_settings(SANDBOX_FILE, lines={"entries": {"18883737998": "nowhere"}})
     with pytest.raises(SettingsError, match="lines.entries: no entry nowhere in the menu"):
+        async with running_engine(settings):
+            pass
+
+
+def test_a_step_the_maximum_wait_comes_before_is_allowed_and_named() -> None:
+    queues = [{"name": "english", "skills": ["en"], "languages": ["en", "other"], "max_wait_s": 40},
+              {"name": "relay", "skills": ["relay"], "max_wait_s": 900}]
+    settings = load_settings(SANDBOX_FILE, routing={"queues": queues, "relay": {"skilled_only_s": 900}})
+
+    assert settings.routing.unreachable_steps() == [
+        "routing.crisis.escalate_after_s (45) is not below queue english's max_wait_s (40): its crisis calls go "
+        "to the backup destination without ringing a supervisor",
+        "routing.relay.skilled_only_s (900) is not below the relay queue's max_wait_s (900): relay calls never "
+        "reach the language queues"]
+    assert load_settings(SANDBOX_FILE).routing.unreachable_steps() == []
+
+
+async def test_a_spanish_line_without_its_menu_entry_stops_the_engine_at_start(tmp_path: Path) -> None:
+    from ivr.app import running_engine
+
+    menu = tmp_path / "menu.toml"
+    menu.write_text((REPO / "dialplans" / "menu.toml").read_text().replace("[entries.spanish]", "[entries.unused]"))
+    settings = load_settings(SANDBOX_FILE, menu={"path": str(menu)})
+    with pytest.raises(SettingsError, match=r"lines.spanish: the menu .* has no \[entries.spanish\]"):
         async with running_engine(settings):
             pass
