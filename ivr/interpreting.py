@@ -62,9 +62,12 @@ def keying_seconds(dtmf: str) -> float:
     return tones * (DTMF_TONE_MS + DTMF_GAP_MS) / 1000 + sum(pause for _, pause in steps)
 
 
-def attempt_plan(providers: Sequence[ProviderSettings]) -> tuple[Attempt, ...]:
-    """Every dial to make, in order: each provider's first try and its retries."""
-    return tuple(Attempt(p, n) for p in providers for n in range(1, p.retries + 2))
+def attempt_plan(providers: Sequence[ProviderSettings], language: str | None) -> tuple[Attempt, ...]:
+    """Every dial to make, in order: each provider's first try and its
+    retries; for a `language`, only the providers that serve it (another
+    has no code to key in for it). None: the operator, at any provider."""
+    return tuple(Attempt(p, n) for p in providers if language is None or serves(p, language)
+                 for n in range(1, p.retries + 2))
 
 
 def failure_reason(cause: int | None) -> str:
@@ -86,7 +89,7 @@ class Interpreting:
         self.language = language  # None: the provider's operator finds the language
         self.s = services
         self.timers = timers
-        self.plan = list(attempt_plan(services.config.interpreter_providers))
+        self.plan = list(attempt_plan(services.config.interpreter_providers, language))
         self.leg: str | None = None
         self.answered = False
         self.joined = False

@@ -147,7 +147,14 @@ def test_a_feature_code_for_a_language_nobody_serves_is_refused():
 
 def test_retries_then_the_second_provider():
     first, second = provider({}, retries=1), provider({}, retries=0, name="second")
-    assert attempt_plan((first, second)) == (Attempt(first, 1), Attempt(first, 2), Attempt(second, 1))
+    assert attempt_plan((first, second), None) == (Attempt(first, 1), Attempt(first, 2), Attempt(second, 1))
+
+
+def test_a_language_is_asked_only_of_the_providers_that_serve_it():
+    # The second has no code to key in for Mam: dialled, it would answer to nobody.
+    first, second = provider({"mam": "5", "spa": "11"}, retries=0), provider({"spa": "1"}, retries=0, name="second")
+    assert attempt_plan((first, second), "mam") == (Attempt(first, 1),)
+    assert attempt_plan((first, second), "spa") == (Attempt(first, 1), Attempt(second, 1))
 
 
 @settings(max_examples=50)
