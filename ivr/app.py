@@ -27,9 +27,9 @@ from ivr.interpreters.catalog import LanguageCatalog, UnknownLanguage
 from ivr.interpreters.provider import InterpreterConfigError, validate_interpreters
 from ivr.interpreting import InterpreterDesk
 from ivr.logs import redact_url
-from ivr.menu import load_menu
+from ivr.menu import MenuError, load_menu
 from ivr.monitoring import MonitorDesk
-from ivr.prompts import load_prompts, prompt_catalog
+from ivr.prompts import PromptError, load_prompts, prompt_catalog
 from ivr.recovery import RecoveryConfig, RoutingRecovery
 from ivr.privacy import CallerHasher
 from ivr.relay import RelayDetector
@@ -75,13 +75,21 @@ class Running:
 async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     """Start the engine and yield it; everything it started is stopped on exit."""
     # A prompt the menu names but no language has fails here, not on a call.
-    prompts = prompt_catalog(load_prompts(settings.menu.prompts_dir))
-    menu = load_menu(settings.menu.path, prompts)
+    try:
+        prompts = prompt_catalog(load_prompts(settings.menu.prompts_dir))
+        menu = load_menu(settings.menu.path, prompts)
+    except (PromptError, MenuError) as exc:
+        # Their messages name the file, node and key: no traceback needed.
+        raise SettingsError(str(exc)) from None
     unknown = sorted(set(settings.lines.entries.values()) - set(menu.entries))
     if unknown:
         raise SettingsError(f"lines.entries: no entry {', '.join(unknown)} in the menu {settings.menu.path}")
     if settings.lines.spanish is not None and "spanish" not in menu.entries:
         raise SettingsError(f"lines.spanish: the menu {settings.menu.path} has no [entries.spanish] for it")
+    for language in menu.prompt_languages:
+        if not any(language in queue.languages for queue in settings.routing.queues):
+            # Its callers would wait, unannounced, in the first queue.
+            raise SettingsError(f"routing.queues: no queue lists the menu's language {language!r} in its languages")
     for note in settings.routing.unreachable_steps():
         log.warning("settings: %s", note)
     catalog = LanguageCatalog.load()

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from ivr.interpreters.provider import InterpreterSettings
 from routing.policy import CrisisPolicy, QueuePolicy, RelayPolicy, Tier
@@ -428,9 +429,11 @@ def load_settings(path: Path | str, **overrides: Any) -> Settings:
     """Read ``path`` and the environment; raise SettingsError naming the bad key."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SettingsError(f"settings file {path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path}: cannot be read ({type(exc).__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
     _merge(data, overrides)
@@ -438,6 +441,10 @@ def load_settings(path: Path | str, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise SettingsError(f"settings file {path}:\n{_describe(exc)}") from None
+    except PydanticSettingsError as exc:
+        # Its cause says where the JSON broke, never the value (it may be a secret).
+        raise SettingsError(f"environment: {exc}: a HOTLINE_<SECTION>__<KEY> variable holding a list or "
+                            f"a table must be JSON ({exc.__cause__})") from None
 
 
 def _merge(into: dict[str, Any], updates: dict[str, Any]) -> None:

@@ -410,3 +410,38 @@ async def test_a_spanish_line_without_its_menu_entry_stops_the_engine_at_start(t
     with pytest.raises(SettingsError, match=r"lines.spanish: the menu .* has no \[entries.spanish\]"):
         async with running_engine(settings):
             pass
+
+
+async def test_a_menu_language_no_queue_takes_stops_the_engine_at_start() -> None:
+    from ivr.app import running_engine
+
+    settings = load_settings(SANDBOX_FILE)
+    queues = [q.model_copy(update={"languages": q.languages - {"es"}}) for q in settings.routing.queues]
+    settings = settings.model_copy(update={"routing": settings.routing.model_copy(update={"queues": tuple(queues)})})
+    with pytest.raises(SettingsError, match="routing.queues: no queue lists the menu's language 'es'"):
+        async with running_engine(settings):
+            pass
+
+
+async def test_an_invalid_menu_stops_the_engine_with_its_message_not_a_traceback(tmp_path: Path) -> None:
+    from ivr.app import running_engine
+
+    menu = tmp_path / "menu.toml"
+    menu.write_text((REPO / "dialplans" / "menu.toml").read_text().replace("timeout = 5", "timeout = -5", 1))
+    with pytest.raises(SettingsError, match="node 'language' key 'timeout'"):
+        async with running_engine(load_settings(SANDBOX_FILE, menu={"path": str(menu)})):
+            pass
+
+
+def test_an_environment_value_that_is_not_json_is_refused_naming_the_field(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_ROUTING__QUEUES", "notjson")
+    error = refusal(SANDBOX_FILE)
+    assert 'field "routing"' in str(error) and "must be JSON" in str(error)
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: p.write_bytes(b"\xff\xfe[ari]")])
+def test_a_settings_file_that_cannot_be_read_is_refused_naming_it(tmp_path: Path, make) -> None:
+    path = tmp_path / "hotline.toml"
+    make(path)
+    assert "cannot be read" in str(refusal(path))
