@@ -829,12 +829,13 @@ class CallActor:
         elif self.hold.message is not None and not await self._playing(self.hold.message):
             self.hold.finished(self.hold.message)
             await self._hold_message_over()
-        if isinstance(self.state, (Ringing, Connected)) and self.state.leg and self.state.leg not in live:
-            # Asked again: the list may be older than a ring begun since.
-            if not await self._channel_exists(self.state.leg):
-                log.warning("call %s: advocate %s's leg ended while the engine could not hear it", self.key,
-                            self.state.offer.advocate_id)
-                await self._leg_gone()
+        # An advocate's leg not listed is asked about again: the list may be
+        # older than a ring begun since.
+        if isinstance(self.state, (Ringing, Connected)) and self.state.leg and self.state.leg not in live \
+                and not await self._channel_exists(self.state.leg):
+            log.warning("call %s: advocate %s's leg ended while the engine could not hear it", self.key,
+                        self.state.offer.advocate_id)
+            await self._leg_gone()
 
     async def _leg_gone(self) -> None:
         if isinstance(self.state, Ringing):

@@ -394,10 +394,10 @@ def test_a_step_the_maximum_wait_comes_before_is_allowed_and_named() -> None:
     settings = load_settings(SANDBOX_FILE, routing={"queues": queues, "relay": {"skilled_only_s": 900}})
 
     assert settings.routing.unreachable_steps() == [
-        "routing.crisis.escalate_after_s (45) is not below queue english's max_wait_s (40): its crisis calls go "
-        "to the backup destination without ringing a supervisor",
-        "routing.relay.skilled_only_s (900) is not below the relay queue's max_wait_s (900): relay calls never "
-        "reach the language queues"]
+        ("routing.crisis.escalate_after_s (45) is not below queue english's max_wait_s (40): its crisis calls go "
+         "to the backup destination without ringing a supervisor"),
+        ("routing.relay.skilled_only_s (900) is not below the relay queue's max_wait_s (900): relay calls never "
+         "reach the language queues")]
     assert load_settings(SANDBOX_FILE).routing.unreachable_steps() == []
 
 
