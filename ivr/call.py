@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 
 from ivr.ari.errors import AriError, AriNotFound, AriUnavailable
 from ivr.ari.events import (
@@ -169,7 +170,7 @@ class CallActor:
         in a line nobody serves."""
         what = getattr(item, "type", type(item).__name__)
         state = self.state
-        if isinstance(exc, AriNotFound) and not await self._channel_exists(self.channel):
+        if isinstance(exc, AriNotFound) and not await self._exists(self.s.rest.get_channel(self.channel)):
             # The caller hung up mid-step (a prompt for a channel just gone):
             # their hang-up, not an engine error.
             await self._caller_gone("caller hung up")
@@ -183,22 +184,17 @@ class CallActor:
             log.error("call %s: could not release its routing (%s)", self.key, type(cleanup).__name__)
         await self._to_fallback("engine_error")
 
-    async def _playing(self, playback_id: str) -> bool:
+    @staticmethod
+    async def _exists(lookup: Awaitable[object]) -> bool:
+        """Whether Asterisk still has what `lookup` (a GET) asks for; True
+        when it cannot tell, so that the step that would follow a gone
+        channel or playback is not taken on a guess."""
         try:
-            await self.s.rest.get_playback(playback_id)
+            await lookup
         except AriNotFound:
             return False
         except AriError:
-            return True  # cannot tell: its end, or the guard, will come
-        return True
-
-    async def _channel_exists(self, channel_id: str) -> bool:
-        try:
-            await self.s.rest.get_channel(channel_id)
-        except AriNotFound:
-            return False
-        except AriError:
-            return True  # cannot tell: the way out must still be tried
+            return True
         return True
 
     async def _handle(self, item: object) -> None:
@@ -824,15 +820,17 @@ class CallActor:
             return
         # A prompt or hold message whose end came unheard: what follows it
         # is due now, not after the menu's playback guard or never.
-        if isinstance(self.state, InMenu) and self.state.playback and not await self._playing(self.state.playback):
-            await self._prompt_over(self.state)
-        elif self.hold.message is not None and not await self._playing(self.hold.message):
+        rest = self.s.rest
+        if isinstance(self.state, InMenu) and self.state.playback:
+            if not await self._exists(rest.get_playback(self.state.playback)):
+                await self._prompt_over(self.state)
+        elif self.hold.message is not None and not await self._exists(rest.get_playback(self.hold.message)):
             self.hold.finished(self.hold.message)
             await self._hold_message_over()
         # An advocate's leg not listed is asked about again: the list may be
         # older than a ring begun since.
         if isinstance(self.state, (Ringing, Connected)) and self.state.leg and self.state.leg not in live \
-                and not await self._channel_exists(self.state.leg):
+                and not await self._exists(rest.get_channel(self.state.leg)):
             log.warning("call %s: advocate %s's leg ended while the engine could not hear it", self.key,
                         self.state.offer.advocate_id)
             await self._leg_gone()

@@ -154,10 +154,15 @@ class Interpreting:
 
     async def timed_out(self) -> None:
         if not self.answered and self.leg is not None:
-            leg, self.leg = self.leg, None
-            self.s.dispatcher.unroute(leg)
-            await self._hangup(leg)
-            await self._failed("no_answer")
+            await self._let_go_of_leg("no_answer")
+
+    async def _let_go_of_leg(self, reason: str) -> None:
+        """This attempt failed with its leg still up: hang it up, try the next."""
+        leg, self.leg = self.leg, None
+        assert leg is not None
+        self.s.dispatcher.unroute(leg)
+        await self._hangup(leg)
+        await self._failed(reason)
 
     async def _provider_answered(self) -> None:
         self.timers.cancel(TIMER)
@@ -177,10 +182,7 @@ class Interpreting:
             # so. The next provider is tried, or the advocate told.
             log.warning("call %s: interpreter of provider %s not joined (%s)", self.call_key,
                         self._attempt.provider.name, type(exc).__name__)
-            self.leg = None
-            self.s.dispatcher.unroute(leg)
-            await self._hangup(leg)
-            await self._failed("join_failed")
+            await self._let_go_of_leg("join_failed")
 
     async def _failed(self, reason: str) -> None:
         self.timers.cancel(TIMER)

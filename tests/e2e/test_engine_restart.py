@@ -102,9 +102,7 @@ async def test_killed_engine_leaves_no_call_behind_the_next_one_adopts_them_in_p
             return waiting if len(waiting) == 3 else None
         order = await eventually(three_waiting, 5, "the three callers still waiting")
 
-        async def adopted():
-            return len(engine.engine.calls) == 4
-        await eventually(adopted, 10, "the new engine holding all four calls")
+        await eventually(lambda: _holds_calls(engine, 4), 10, "the new engine holding all four calls")
         records = {c: await engine.store.get_call(c) for c in order}
         assert [records[c]["call_type"] for c in order] == ["crisis", "tip", "tip"]
         assert {r["owner"] for r in records.values()} == {engine.engine.services.config.owner}

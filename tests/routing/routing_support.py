@@ -3,7 +3,9 @@ collide with other test folders' helpers on sys.path)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -108,3 +110,12 @@ async def assert_routing_invariants(
             adv = advocates[advocate_id]
             expected = "ringing" if state == "offered" else "on_call"
             assert (adv["state"], adv["call"]) == (expected, call_id)
+
+
+async def until(probe: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+    """Wait for `probe` to hold, polling; TimeoutError naming `what` after `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"not within {timeout_s} s: {what}")
+        await asyncio.sleep(0.05)

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from ivr.offers import OffersListener
 from ivr.tasks import TaskSet
 from routing import AdvocateState, InvalidTransition, Offer, RoutingStore, WaitingCall, hash_token
-from routing_support import QUEUES, TEST_KEYS, assert_routing_invariants
+from routing_support import QUEUES, TEST_KEYS, assert_routing_invariants, until
 
 ADVOCATES = 24
 CALLS = 400
@@ -236,11 +236,3 @@ async def staggered(world: World, event) -> None:
 
 async def quiet(store: RoutingStore) -> bool:
     return all(a.state not in (S.RINGING, S.ON_CALL) for a in await store.list_advocates())
-
-
-async def until(probe, timeout_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await probe():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.05)

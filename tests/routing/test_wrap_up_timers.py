@@ -3,10 +3,8 @@ end Redis did not take is ended later, not left to hold the advocate."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from routing_support import QUEUES, TEST_KEYS
+from routing_support import QUEUES, TEST_KEYS, until
 
 from ivr import wrapup
 from ivr.tasks import TaskSet
@@ -42,12 +40,13 @@ async def test_a_wrap_up_end_redis_refused_is_tried_again_until_the_advocate_is_
     await store.call_ended("c1", "ana")
     assert (await store.get_advocate("ana")).state is AdvocateState.WRAP_UP
 
+    async def available() -> bool:
+        return (await store.get_advocate("ana")).state is AdvocateState.AVAILABLE
+
     tasks = TaskSet()
     try:
         WrapUpTimers(store, tasks, 0.01, HotlineMetrics()).start("ana", "c1")
-        async with asyncio.timeout(5):
-            while (await store.get_advocate("ana")).state is not AdvocateState.AVAILABLE:
-                await asyncio.sleep(0.02)
+        await until(available, 5, "ana available after her wrap-up")
     finally:
         await tasks.close()
     assert store.tries == 2

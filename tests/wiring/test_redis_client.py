@@ -79,8 +79,9 @@ async def test_a_script_whose_reply_comes_late_fails_and_is_not_run_again(redis_
         await client.delete("hl:wiring:runs")
         with pytest.raises(redis_exceptions.TimeoutError):
             await client.eval(SLOW_SCRIPT, 1, "hl:wiring:runs")
-        # Queued behind the script's last 0.3 s, and behind any repeat.
-        await asyncio.sleep(1.5)
+        # Redis runs one command at a time: this read waits for the script's
+        # last 0.3 s. A repeat would have been sent before the error, and
+        # be running by the time of this read (each try waits out its 1 s).
         runs = await client.get("hl:wiring:runs")
     finally:
         await client.aclose()
