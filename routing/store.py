@@ -429,12 +429,14 @@ class RoutingStore:
         return calls
 
     async def offer_current(self, offer: Offer) -> bool:
-        """Whether Redis still has this call offered to this advocate. An offer
-        re-delivered by the sweep after a resubscription may have been settled
-        since it was read."""
+        """Whether Redis still has this very offer ringing: this call, offered
+        to this advocate at this time. An offer re-delivered by the sweep after
+        a resubscription may have been settled since it was read, and the same
+        advocate offered the same call again."""
         with redis_errors():
-            state, advocate = await self._redis.hmget(self._keys.call(offer.call_id), ["state", "advocate"])
-        return state == "offered" and advocate == offer.advocate_id
+            state, advocate, offered_ms = await self._redis.hmget(
+                self._keys.call(offer.call_id), ["state", "advocate", "offered_ms"])
+        return state == "offered" and advocate == offer.advocate_id and int(offered_ms or 0) == offer.offered_ms
 
     async def stale_offers(self, older_than_s: float) -> list[Offer]:
         """Offers still ringing after `older_than_s`. Pub/sub delivers at most
@@ -443,20 +445,23 @@ class RoutingStore:
         cutoff = self._now_ms() - int(older_than_s * 1000)
         k = self._keys
         with redis_errors():
-            ringing = await self._redis.zrangebyscore(k.ringing(), "-inf", cutoff, withscores=True)
-            call_ids = [call_id for call_id, _ in ringing]
+            call_ids = await self._redis.zrangebyscore(k.ringing(), "-inf", cutoff)
+            # The offer is read from the call's hash, in one HMGET: between
+            # these reads the ringing offer may be settled and the call offered
+            # again, and an advocate from the new offer stamped with the time
+            # of the old one would pass for another offer than the one ringing.
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call_id in call_ids:
-                    pipe.hmget(k.call(call_id), ["state", "advocate", "queue", "owner"])
+                    pipe.hmget(k.call(call_id), ["state", "advocate", "queue", "owner", "offered_ms"])
                 calls = await pipe.execute()
             async with self._redis.pipeline(transaction=False) as pipe:
-                for _, advocate_id, _, _ in calls:
+                for _, advocate_id, _, _, _ in calls:
                     pipe.hget(k.advocate(advocate_id or ""), "endpoint")
                 endpoints = await pipe.execute()
         return [
-            Offer(call_id, advocate_id, endpoint or "", queue, owner, int(offered_ms))
-            for (call_id, offered_ms), (state, advocate_id, queue, owner), endpoint
-            in zip(ringing, calls, endpoints)
+            Offer(call_id, advocate_id, endpoint or "", queue, owner, int(offered_ms or 0))
+            for call_id, (state, advocate_id, queue, owner, offered_ms), endpoint
+            in zip(call_ids, calls, endpoints)
             if state == "offered"
         ]
 

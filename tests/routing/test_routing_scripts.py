@@ -412,6 +412,34 @@ async def test_offer_never_answered_is_found_by_the_sweep(store, clock):
     assert await store.stale_offers(60) == []
 
 
+async def test_the_sweep_reads_each_offer_whole_though_the_call_is_offered_again_between_its_reads(
+        store, clock, redis_client, monkeypatch):
+    # The sweep finds the ringing calls first, then reads their hashes. In
+    # between, c1's ring at a1 is missed and a1, back, is offered c1 again.
+    # Stamped with the first ring's time, that second offer would pass for
+    # another one than the one ringing: its call would decline it, and the
+    # decline cancel the ring in progress.
+    await add_advocate(store, "a1", available=True)
+    [first] = await store.enqueue(call("c1"), {}, TTL_S)
+    find_ringing = redis_client.zrangebyscore
+
+    async def offered_again_after(*args, **kwargs):
+        found = await find_ringing(*args, **kwargs)
+        await store.offer_failed("c1", "a1")
+        clock.advance_ms(5_000)
+        offers.extend(await store.set_state("a1", S.AVAILABLE))
+        return found
+
+    offers: list[Offer] = []
+    monkeypatch.setattr(redis_client, "zrangebyscore", offered_again_after)
+    swept = await store.stale_offers(0)
+    [second] = offers
+    assert second.offered_ms == first.offered_ms + 5_000
+    assert swept == [second]
+    assert await store.offer_current(second)
+    assert not await store.offer_current(first)
+
+
 # -- observation and failure ---------------------------------------------------------
 
 
