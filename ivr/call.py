@@ -661,17 +661,22 @@ class CallActor:
             self._arm_policy()
 
     async def _offer(self, offer: Offer, swept: bool = False) -> None:
-        if offer in self._offers_taken or \
-                isinstance(self.state, (Ringing, Connected)) and self.state.offer == offer:
+        # Redis offers a call only while it waits: an offer naming the advocate
+        # this call rings or talks to is that same offer, however stamped (a
+        # call restored after Redis lost it has no offer time on its record).
+        if offer in self._offers_taken or isinstance(self.state, (Ringing, Connected)) and \
+                self.state.offer.advocate_id == offer.advocate_id:
             return  # a copy of an offer acted on: pub/sub after the reply, or the sweep
         self._offers_taken.add(offer)
+        # Before declining: declining a swept offer settled since would cancel
+        # whatever Redis now has between this call and that advocate.
+        if swept and not await self._offer_current(offer):
+            log.info("call %s: offer of advocate %s settled already; ignored", self.key, offer.advocate_id)
+            return
         if not isinstance(self.state, Waiting):
             log.warning("call %s: offer of advocate %s in state %s; declining", self.key, offer.advocate_id,
                         type(self.state).__name__)
             await self._release(offer)
-            return
-        if swept and not await self._offer_current(offer):
-            log.info("call %s: offer of advocate %s settled already; ignored", self.key, offer.advocate_id)
             return
         self._legs += 1
         leg = f"{self.key}-leg{self._legs}"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from ivr.app import Running, running_engine
 from ivr.ari.rest import AriRest
@@ -26,6 +27,7 @@ TIP = "12"
 CALLERS = ["+15555550111", "+15555550112", "+15555550113"]
 MUSIC_RMS = 0.01
 OUTAGE_HOLD_S = 6
+RING_ACROSS_RESTART_S = 6
 
 
 async def the_bridged_call(engine: Running) -> str | None:
@@ -102,9 +104,40 @@ async def test_redis_restart_keeps_the_bridged_call_and_the_waiting_callers_plac
     assert (await engine.store.get_call(line[1]))["advocate"] == "ana"
 
 
+@pytest.mark.parametrize("engine_settings", [RING_ACROSS_RESTART_S + 5], indirect=True)
+async def test_a_redis_restart_while_the_advocate_rings_keeps_that_ring(
+        sandbox: Sandbox, engine: Running, api: EngineApi, phones: PhonesClient, redis_client: aioredis.Redis):
+    # Recovery writes the ringing call back without its offer's time, and
+    # the offers sweep after a resubscription re-delivers the offer stamped
+    # otherwise. It is the ring in progress, not another offer to decline:
+    # declining it would cancel the ring in Redis while ana's phone rings.
+    await phones.script(PHONES["ana"], answer_after_s=RING_ACROSS_RESTART_S)
+    await api.act("ana", "login")
+    await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+    await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing")
+
+    await asyncio.to_thread(sandbox.restart_redis)
+
+    await eventually(lambda: _rebuilt(engine), 10, "the engine rebuilding routing")
+    await eventually(lambda: _holds_offered(engine), 5, "the ringing call written back")
+    # The engine resubscribes once Redis is back, before or after the call is
+    # written back; a second resubscription sweeps it for certain.
+    await redis_client.connection_pool.disconnect()  # the test's own connections died with Redis
+    await eventually(lambda: _subscribed(redis_client), 5, "the engine subscribed")
+    assert await redis_client.client_kill_filter(_type="pubsub") >= 1
+    await eventually(lambda: _subscribed(redis_client), 5, "the engine subscribed again")
+    await phones.wait_for(answered_at(PHONES["ana"]), RING_ACROSS_RESTART_S + 5, what="ana answering")
+    call = await eventually(lambda: the_bridged_call(engine), 5, "the call bridged")
+    ana = await engine.store.get_advocate("ana")
+    assert (ana.state, ana.call_id) == ("on_call", call)
+    assert len([e for e in await phones.seen_until_now() if rang(PHONES["ana"])(e)]) == 1
+
+
 @pytest.fixture
-def engine_settings() -> Settings:
-    return settings_with(redis={"outage_hold_s": OUTAGE_HOLD_S})
+def engine_settings(request: pytest.FixtureRequest) -> Settings:
+    # param: the advocates' ring, for a test whose ring spans a restart.
+    ring = {"routing": {"advocate_ring_s": request.param}} if hasattr(request, "param") else {}
+    return settings_with(redis={"outage_hold_s": OUTAGE_HOLD_S}, **ring)
 
 
 async def test_while_redis_is_down_new_callers_reach_the_backup_and_waiting_callers_are_held_then_sent_there(
@@ -197,6 +230,18 @@ async def test_a_late_reply_to_the_enqueue_rings_the_advocate_once(
         assert not [e for e in seen if backup_rang_for(CALLERS[0])(e)]
         assert await engine.store.waiting("english") == []
         assert (await engine.store.get_call(call))["advocate"] == "ana"
+
+
+async def _holds_offered(engine: Running) -> bool:
+    for key in list(engine.engine.calls):
+        record = await engine.store.get_call(key)
+        if record and record.get("state") == "offered":
+            return True
+    return False
+
+
+async def _subscribed(redis_client: aioredis.Redis) -> bool:
+    return bool(await redis_client.client_list(_type="pubsub"))
 
 
 async def _seen(engine: Running, advocate_id: str, state: str) -> bool:

@@ -111,7 +111,7 @@ class Engine:
         call_id, advocate_id = offer.call_id, offer.advocate_id
         async with self.lock(call_id):
             state = self.calls.get(call_id)
-            if offer in self.taken:
+            if offer in self.taken or state in ("ringing", "connected") and self.advocate[call_id] == advocate_id:
                 return  # a copy: pub/sub after the reply, or a sweep
             self.taken.add(offer)
             if swept and not await self.store.offer_current(offer):
