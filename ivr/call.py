@@ -331,13 +331,15 @@ class CallActor:
         if not isinstance(self.state, Answering):
             return
         self._legs = max([self._legs, *(_leg_number(leg) for leg in item.legs)])
-        record = item.record
         try:
-            state = await self.s.store.adopt_call(self.key, self.s.config.owner) if record is not None else None
+            # The record as the takeover found it: the one read when the
+            # channels were grouped may be older (an offer made since).
+            record = await self.s.store.adopt_call(self.key, self.s.config.owner) \
+                if item.record is not None else None
         except RoutingError:
             await self._to_fallback("routing_unavailable")
             return
-        if record is None or state is None:
+        if record is None:
             # Still in the menu when the engine died: start it again, for the
             # caller as they called (a relay caller keeps the relay menu's
             # patience) and in the language their channel kept: a caller
@@ -356,6 +358,7 @@ class CallActor:
             await self._menu(session.start())
             return
         self._restore(record)
+        state = record.get("state")
         queue = record.get("queue", self._plan.entry_queue)
         arrival_ms = int(record.get("arrival_ms", "0"))
         log.info("call %s adopted in state %s", self.key, state)

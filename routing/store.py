@@ -328,11 +328,12 @@ class RoutingStore:
         with redis_errors():
             return [int(t) for t in await self._redis.lrange(self._keys.answered(queue), 0, -1)]
 
-    async def adopt_call(self, call_id: str, owner: str) -> str | None:
-        """Make `owner` the engine holding the call; its state, or None if unknown."""
+    async def adopt_call(self, call_id: str, owner: str) -> dict[str, str] | None:
+        """Make `owner` the engine holding the call; its record as of then, or None if unknown."""
         with redis_errors():
-            return await self._scripts.adopt_call(keys=[self._keys.call(call_id)],
-                                                  args=[self._keys.prefix, owner])
+            reply = await self._scripts.adopt_call(keys=[self._keys.call(call_id)],
+                                                   args=[self._keys.prefix, owner])
+        return dict(zip(reply[::2], reply[1::2])) if reply else None
 
     async def heartbeat(self, owner: str, ttl_s: int) -> None:
         with redis_errors():

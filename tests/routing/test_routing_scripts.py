@@ -440,6 +440,21 @@ async def test_the_sweep_reads_each_offer_whole_though_the_call_is_offered_again
     assert not await store.offer_current(first)
 
 
+async def test_adopting_a_call_answers_its_record_as_the_takeover_found_it(store):
+    # Adoption reads each call's record before it takes the call over; an
+    # advocate freed in between is offered the call (to the dead engine).
+    # The engine must act on the record of the takeover, not the one it read.
+    await add_advocate(store, "a1")
+    await store.enqueue(call("c1", owner="dead"), {}, TTL_S)
+    assert (await store.get_call("c1"))["state"] == "waiting"
+    [offer] = await store.set_state("a1", S.AVAILABLE)
+    record = await store.adopt_call("c1", "new")
+    assert (record["state"], record["advocate"], int(record["offered_ms"]), record["owner"]) == \
+        ("offered", "a1", offer.offered_ms, "new")
+    assert await store.get_call("c1") == record
+    assert await store.adopt_call("unknown", "new") is None
+
+
 # -- observation and failure ---------------------------------------------------------
 
 
