@@ -216,7 +216,13 @@ class CallActor:
             return
         match item:
             case StasisStart(channel=channel) if channel.id == self.channel:
-                await self._answer(item)
+                if isinstance(self.state, Answering):
+                    await self._answer(item)
+                else:
+                    # Carried on already: adopted at a (re)connection while
+                    # this event waited behind the reconciliation, or a repeat.
+                    log.info("call %s: its caller's StasisStart again, in state %s; skipped", self.key,
+                             type(self.state).__name__)
             case Adopt():
                 await self._adopt(item)
             case StasisStart(channel=channel):

@@ -91,6 +91,9 @@ def aimed_at(call: str) -> list[tuple[str, str | None]]:
         # Well formed but odd: the waiting call has nothing to do with them.
         (replaced(dtmf, "9" * 10_000, "digit"), None),
         (replaced(on_channel(recorded("playback_finished"), call), "no-such-playback", "playback", "id"), None),
+        # The caller's StasisStart again, as one that waited behind the
+        # reconciliation that adopted the call: carried on, not answered again.
+        (on_channel(recorded("stasis_start"), call), None),
         # Types nobody models, about the call, one of them huge.
         ({"type": "ChannelFrobnicated", "channel": {"id": call}, "application": "hotline"}, "unknown_type"),
         ({"type": "ChannelUserevent", "channel": {"id": call}, "eventname": huge, "userevent": {"a": [[[]]]}},
