@@ -1065,6 +1065,10 @@ class CallActor:
                         await self.s.store.enqueue(call, fields, ttl_s)
                     except Conflict:
                         pass  # Redis kept it
+                    # A step that fell due while Redis had lost the call was
+                    # told "not waiting" and left for a ring that never comes.
+                    if self._steps_pending:
+                        await self._policy_due()
                 case Ringing(offer=offer):
                     await self._restore_record("offered", call, [offer.advocate_id], fields)
                 case Connected(offer=offer):

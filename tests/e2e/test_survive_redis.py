@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,7 +21,14 @@ from ivr.sandbox.proxy import TcpProxy
 from ivr.settings import Settings
 from routing.scripts import script_source
 
-from .conftest import BACKUP_PHONE, PHONES, EngineApi, eventually, settings_with
+from .conftest import (
+    BACKUP_PHONE,
+    PHONES,
+    EngineApi,
+    eventually,
+    sandbox_queues,
+    settings_with,
+)
 from .test_call_flow import ROUTE_S, TOLL_FREE, answered_at, rang
 
 TIP = "12"
@@ -104,7 +112,10 @@ async def test_redis_restart_keeps_the_bridged_call_and_the_waiting_callers_plac
     assert (await engine.store.get_call(line[1]))["advocate"] == "ana"
 
 
-@pytest.mark.parametrize("engine_settings", [RING_ACROSS_RESTART_S + 5], indirect=True)
+# The rebuild comes well within the ring: a probe every 0.2 s.
+@pytest.mark.parametrize("engine_settings", [{"redis": {"probe_s": 0.2},
+                                              "routing": {"advocate_ring_s": RING_ACROSS_RESTART_S + 5}}],
+                         indirect=True)
 async def test_a_redis_restart_while_the_advocate_rings_keeps_that_ring(
         sandbox: Sandbox, engine: Running, api: EngineApi, phones: PhonesClient, redis_client: aioredis.Redis):
     # Recovery writes the ringing call back without its offer's time, and
@@ -133,11 +144,35 @@ async def test_a_redis_restart_while_the_advocate_rings_keeps_that_ring(
     assert len([e for e in await phones.seen_until_now() if rang(PHONES["ana"])(e)]) == 1
 
 
+# The test probes Redis itself: the engine's own probe waits a minute.
+@pytest.mark.parametrize("engine_settings", [{"redis": {"probe_s": 60},
+                                              "routing": {"queues": sandbox_queues(english={"max_wait_s": 3})}}],
+                         indirect=True)
+async def test_a_maximum_wait_due_while_redis_had_lost_the_call_comes_once_the_call_is_back(
+        engine: Running, phones: PhonesClient, redis_client: aioredis.Redis):
+    # Redis lost its data (as in a restart without persistence) and the
+    # engine has not noticed yet: the maximum wait falls due, and Redis
+    # answers that the call is not waiting. The call is written back at the
+    # rebuild; its maximum wait must then come, not wait for a ring.
+    await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+    await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "the call waiting")
+    (call,) = await engine.store.waiting("english")
+    arrival_s = int((await engine.store.get_call(call))["arrival_ms"]) / 1000
+    await redis_client.flushdb()
+    # A clock, not a condition: the maximum wait is a time.
+    await asyncio.sleep(max(0.0, arrival_s + 3 + 0.5 - time.time()))
+    assert not any(backup_rang_for(CALLERS[0])(e) for e in await phones.seen_until_now())
+
+    await engine.recovery.probe()  # Redis's data lost: the rebuild
+    assert engine.recovery.rebuilds == 1
+    await at_backup(phones, CALLERS[0], 10, "the caller past the maximum wait")
+
+
 @pytest.fixture
 def engine_settings(request: pytest.FixtureRequest) -> Settings:
-    # param: the advocates' ring, for a test whose ring spans a restart.
-    ring = {"routing": {"advocate_ring_s": request.param}} if hasattr(request, "param") else {}
-    return settings_with(redis={"outage_hold_s": OUTAGE_HOLD_S}, **ring)
+    # param: more settings for one test, section by section.
+    more = getattr(request, "param", {})
+    return settings_with(**{**more, "redis": {"outage_hold_s": OUTAGE_HOLD_S, **more.get("redis", {})}})
 
 
 async def test_while_redis_is_down_new_callers_reach_the_backup_and_waiting_callers_are_held_then_sent_there(
