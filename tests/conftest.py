@@ -16,6 +16,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
+
+# Property tests share the machine with a real Asterisk, phones and Redis:
+# an example's time says nothing about the code under test, so no deadline
+# and no "too slow" check. The inputs stay random: that is their point.
+settings.register_profile("hotline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hotline")
 
 
 def free_port() -> int:

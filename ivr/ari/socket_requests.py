@@ -65,7 +65,7 @@ class TextSocket(Protocol):
 class SocketResponse:
     """A RESTResponse: the HTTP status and the body as Asterisk sent it."""
 
-    __slots__ = ("status", "reason", "body")
+    __slots__ = ("body", "reason", "status")
 
     def __init__(self, status: int, reason: str, body: str) -> None:
         self.status = status
@@ -104,6 +104,12 @@ class SocketRequests:
     def held_up(self) -> bool:
         """Requests go over HTTP until the ping sent behind a held-up one is answered."""
         return self._held_up_since is not None
+
+    @property
+    def oldest_wait_s(self) -> float:
+        """How long the oldest request in flight has waited for its answer (0 if none)."""
+        oldest = next(iter(self._pending.values()), None)
+        return 0.0 if oldest is None else time.monotonic() - oldest[1]
 
     async def attach(self, socket: TextSocket) -> bool:
         """Try `socket` (its messages are being read meanwhile) with a ping;
@@ -145,8 +151,7 @@ class SocketRequests:
     async def _is_held_up(self, socket: TextSocket) -> bool:
         if self._held_up_since is not None:
             return True
-        oldest = next(iter(self._pending.values()), None)
-        if oldest is None or time.monotonic() - oldest[1] < self._stall_after_s:
+        if self.oldest_wait_s < self._stall_after_s:
             return False
         self._held_up_since = time.monotonic()
         log.warning("ARI WebSocket: a request unanswered for %g s holds up the ones behind it; "

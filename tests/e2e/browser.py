@@ -80,6 +80,10 @@ class Browser:
     async def text(self, css: str) -> str:
         return await self._run(lambda: self._driver.find_element(By.CSS_SELECTOR, css).text)
 
+    async def script(self, js: str, *args: Any) -> Any:
+        """Run `js` in the page (its arguments as `arguments[n]`); what it returns."""
+        return await self._run(self._driver.execute_script, js, *args)
+
     async def page_source(self) -> str:
         return await self._run(lambda: self._driver.page_source)
 

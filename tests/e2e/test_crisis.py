@@ -37,6 +37,7 @@ async def test_crisis_call_behind_three_waiting_calls_is_answered_first(
     await phones.place_call(CALLER, TOLL_FREE, dtmf=CRISIS)
     await eventually(lambda: waiting(4), ROUTE_S, "the crisis call waiting behind them")
 
+    await phones.script(PHONES["luis"], never_answer=True)  # the call stays offered while the test reads it
     await api.act("luis", "login")
 
     await phones.wait_for(rang(PHONES["luis"]), 5, what="luis's phone ringing")

@@ -30,6 +30,7 @@ def engine_settings(tmp_path_factory) -> Settings:
 
 async def test_caller_on_a_line_without_menu_is_answered_routed_and_findable(engine, api: EngineApi,
                                                                            phones: PhonesClient):
+    await phones.script(PHONES["ana"], never_answer=True)  # the call stays offered while the test reads it
     await api.act("ana", "login")
     placed = await phones.place_call(CALLER, DIRECT_LINE)
     await phones.wait_for(rang(PHONES["ana"]), 10, what="ana's phone ringing")
@@ -61,6 +62,7 @@ async def test_a_withheld_number_keeps_the_sip_call_id_out_of_redis(engine, api:
                                                                     redis_client, line):
     # The carrier may have built the Call-ID from the number it withheld from
     # us (ivr.privacy.call_id_unsafe); whether the dialplan passes it or not.
+    await phones.script(PHONES["ana"], never_answer=True)  # the call stays offered while the test reads it
     await api.act("ana", "login")
     placed = await phones.place_call("anonymous", line)
     await phones.wait_for(rang(PHONES["ana"]), 10, what="ana's phone ringing")

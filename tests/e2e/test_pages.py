@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 
 import pytest
 
@@ -28,6 +27,16 @@ def engine_settings():
     return settings_with(routing={"wrap_up_s": 120})
 
 
+ROWS_SHOWN_AT = """
+window.rowsShownAt = {};
+new MutationObserver(() => {
+  for (const tr of document.querySelectorAll("tr[data-call]")) {
+    if (!(tr.dataset.call in window.rowsShownAt)) window.rowsShownAt[tr.dataset.call] = Date.now();
+  }
+}).observe(document.body, {childList: true, subtree: true});
+"""
+
+
 def row(call_id: str) -> str:
     return f'tr[data-call="{call_id}"]'
 
@@ -46,11 +55,14 @@ async def test_a_waiting_call_is_on_the_wallboard_within_a_second_and_leaves_it_
     await browser.visible(".connection.live", 5, "the board live")
     assert "token" not in await browser.url()
 
+    # The page notes when each row appears: timed by the test's own polling,
+    # the browser's round trips would count against the board.
+    await browser.script(ROWS_SHOWN_AT)
     await phones.place_call(CALLER, TOLL_FREE, dtmf="12")  # English, a tip
     call_id = await waiting_call(engine, "english")
     arrival_s = int((await engine.store.get_call(call_id))["arrival_ms"]) / 1000
     await browser.visible(row(call_id), 5, "the call on the board")
-    shown_after_s = time.time() - arrival_s
+    shown_after_s = await browser.script("return window.rowsShownAt[arguments[0]]", call_id) / 1000 - arrival_s
     log.info("call on the wallboard %.3f s after entering the queue", shown_after_s)
     assert shown_after_s < SHOWN_WITHIN_S, f"on the board {shown_after_s:.2f} s after entering the queue"
     cells = await browser.text(row(call_id))

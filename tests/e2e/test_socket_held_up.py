@@ -16,8 +16,6 @@ the events socket and the application with it (ivr.ari.stream).
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from ivr.ari.rest import AriRest
@@ -43,9 +41,10 @@ async def test_a_request_held_behind_a_prompt_holds_up_no_other_call(engine, api
     first, actor = await _language_change_held(engine, phones, ari)
 
     # The language change is held behind the tone. Requests sent within the
-    # socket's first second of it wait too; the next one finds it held up.
-    # No condition to wait on: the engine tells a held request by its age.
-    await asyncio.sleep(STALL_AFTER_S + 0.5)
+    # socket's first second of it wait too; the next one finds it held up:
+    # the engine tells a held request by its age.
+    await until(lambda: engine.socket_requests.oldest_wait_s > STALL_AFTER_S + 0.2, 10,
+                "the language change held past the stall")
     await api.act("ana", "login")
     await phones.place_call(SECOND, TOLL_FREE, dtmf="21")
     ring = await phones.wait_for(rang(PHONES["ana"]), ROUTE_S, what="ana's phone ringing for the second caller")

@@ -62,9 +62,13 @@ async def test_a_prompt_for_a_caller_just_gone_is_their_hang_up_not_an_engine_er
     ari_proxy.fail("GET", r"^/ari/channels/[^/]+$", status=404)
     call = await phones.place_call(CALLER, TOLL_FREE)
 
-    async def both_refused():
-        return len(ari_proxy.faulted) == 2
-    await eventually(both_refused, ROUTE_S, "the prompt and the look at the channel refused")
+    async def both_refused_and_counted():
+        # The proxy counts a fault before its reply; the engine counts the
+        # hang-up once it has read the reply.
+        abandoned = metric_value(await api.metrics(), "hotline_calls_abandoned_total", queue="", stage="menu",
+                                 relay="false")
+        return len(ari_proxy.faulted) == 2 and abandoned == 1
+    await eventually(both_refused_and_counted, ROUTE_S, "the prompt and the look at the channel refused")
     page = await api.metrics()
     assert metric_value(page, "hotline_calls_abandoned_total", queue="", stage="menu", relay="false") == 1
     assert metric_value(page, "hotline_fallbacks_total", reason="engine_error") == 0

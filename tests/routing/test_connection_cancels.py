@@ -19,7 +19,7 @@ from routing.connection import keeping_cancels
 ROUNDS = 80
 
 
-async def _cancels_lost(pool: aioredis.ConnectionPool) -> int:
+async def _cancels_lost(pool: aioredis.ConnectionPool, moment_s: float) -> int:
     client = aioredis.Redis.from_pool(pool)
 
     async def writing() -> None:
@@ -33,7 +33,7 @@ async def _cancels_lost(pool: aioredis.ConnectionPool) -> int:
             for _ in range(i % 40):
                 await asyncio.sleep(0)
             task.cancel()
-            done, _ = await asyncio.wait([task], timeout=0.2)
+            done, _ = await asyncio.wait([task], timeout=moment_s)
             if not done:
                 lost += 1
                 while not task.done():  # cancel again until it lands, to go on
@@ -54,11 +54,13 @@ def _pool(redis_url: str) -> aioredis.ConnectionPool:
 async def test_redis_py_as_shipped_loses_a_cancel_that_arrives_during_a_send(redis_url: str) -> None:
     # What routing.connection is for: if redis-py stops losing them, this
     # fails and the override can go.
-    assert await _cancels_lost(_pool(redis_url)) > 0
+    assert await _cancels_lost(_pool(redis_url), moment_s=0.2) > 0
 
 
 async def test_the_engine_s_connections_lose_no_cancel(redis_url: str) -> None:
-    assert await _cancels_lost(keeping_cancels(_pool(redis_url))) == 0
+    # A cancel that lands ends the task within a loop turn: the long moment
+    # costs nothing then, and keeps a stall of a loaded machine from counting as a loss.
+    assert await _cancels_lost(keeping_cancels(_pool(redis_url)), moment_s=2.0) == 0
 
 
 @pytest.mark.parametrize("url_scheme", ["redis", "unix"])
