@@ -175,7 +175,7 @@ class Adoption:
                 await self.s.store.offer_cancelled(call_id, advocate)
             elif state == "bridged":
                 await self.s.store.call_ended(call_id, advocate)
-                self.s.wrap_up.start(advocate)
+                self.s.wrap_up.start(advocate, call_id)
             elif state == "escalating":
                 rung = [a.id for a in await self.s.store.list_advocates() if a.call_id == call_id]
                 await self.s.store.escalation_settled(call_id, None, rung)

@@ -99,7 +99,7 @@ class Escalation:
         await self._hang_up_all()
         for other in self.rung:
             if other is not supervisor:
-                self.s.wrap_up.start(other.advocate_id)  # see give_up
+                await self.s.wrap_up.start_current(other.advocate_id)  # see give_up
         return Offer(call_id=self.call_key, advocate_id=supervisor.advocate_id, endpoint=supervisor.endpoint,
                      queue=self.queue, owner=self.s.config.owner)
 
@@ -120,8 +120,8 @@ class Escalation:
             log.error("call %s: could not release the supervisors in Redis", self.call_key)
         for supervisor in self.rung:
             # One who was in wrap-up may have missed the end of it while
-            # ringing: a fresh wrap-up timer ends it (it does nothing otherwise).
-            self.s.wrap_up.start(supervisor.advocate_id)
+            # ringing: a fresh wrap-up timer ends it.
+            await self.s.wrap_up.start_current(supervisor.advocate_id)
 
     async def _hang_up_all(self) -> None:
         for leg in list(self.legs):

@@ -67,6 +67,20 @@ class WrapUpTimers:
             self._end(advocate_id, call_id, self._seconds if seconds is None else seconds),
             name=f"wrap-up-{advocate_id}")
 
+    async def start_current(self, advocate_id: str) -> None:
+        """Arm the timer of the wrap-up `advocate_id` is in now, if any: a
+        supervisor an escalation rang goes back to the state they were in,
+        which may be an unfinished wrap-up. The timer is for that wrap-up's
+        call, so that it cannot end the wrap-up of a later call (which
+        another engine may hold)."""
+        try:
+            advocate = await self._store.get_advocate(advocate_id)
+        except RoutingError:
+            self.start(advocate_id)  # Redis cannot tell: any wrap-up they are in ends on time
+            return
+        if advocate is not None and advocate.state is AdvocateState.WRAP_UP:
+            self.start(advocate_id, advocate.call_id)
+
     async def resume(self, now_ms: int) -> None:
         """At start-up: wrap-ups a stopped engine left running end on time."""
         for advocate in await self._store.list_advocates():
