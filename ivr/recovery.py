@@ -22,7 +22,10 @@ TaskSet). When Redis answers again it rebuilds:
    except those ringing for or talking with a call this engine holds: its
    last read may be a probe old, from before that ring, and put back as
    available such an advocate would be offered a second call before their
-   own call claims them in step 3;
+   own call claims them in step 3. For the same reason the available are put
+   back last, two probes later: by then every engine has rebuilt, and an
+   advocate another engine's call rang since this engine's last read has been
+   claimed by that call (the script leaves alone anyone no longer offline);
 3. every call this engine holds writes itself back (``RoutingRestored``):
    waiting calls are enqueued again with their original arrival, calls
    ringing, connected or escalating claim their advocates again;
@@ -114,6 +117,9 @@ class RoutingRecovery:
         self._down_since: float | None = None
         self._outage_told = False
         self._sweep_at: float | None = None
+        # Available advocates put back once every engine's calls have claimed theirs: _rebuild.
+        self._available_later: dict[str, AdvocateMark] = {}
+        self._available_at = 0.0
         self.rebuilds = 0
 
     @property
@@ -152,6 +158,8 @@ class RoutingRecovery:
             # copy from before is what the rebuild needs.
             self._marks = marks
         self._epoch = epoch
+        if self._available_later and now >= self._available_at:
+            await self._restore_available()
         if self._sweep_at is not None and now >= self._sweep_at:
             self._sweep_at = None
             await self._clear_ghosts()
@@ -175,12 +183,10 @@ class RoutingRecovery:
         await self._sync_roster()
         restored = 0
         if lost:
-            for mark in marks_to_restore(self._marks, now_ms, self._claimed()):
-                try:
-                    await self._restore.restore_advocate(mark)
-                    restored += 1
-                except UnknownAdvocate:
-                    pass  # no longer in the roster
+            marks = marks_to_restore(self._marks, now_ms, self._claimed())
+            self._available_later.update((m.advocate_id, m) for m in marks if m.state is _S.AVAILABLE)
+            self._available_at = self._clock() + 2 * self._config.probe_s
+            restored = await self._restore_marks([m for m in marks if m.state is not _S.AVAILABLE])
             # Wrap-ups restored above end on time, whichever engine ran them.
             await self._wrap_up.resume(now_ms)
         held = list(self._held())
@@ -194,6 +200,26 @@ class RoutingRecovery:
         log.warning("redis back after %.1f s%s: roster synced, %d advocates restored, %d held calls written back",
                     outage_s, " with its data lost" if lost else "", restored, len(held))
         await self._clear_ghosts()
+
+    async def _restore_marks(self, marks: Iterable[AdvocateMark]) -> int:
+        restored = 0
+        for mark in marks:
+            try:
+                await self._restore.restore_advocate(mark)
+                restored += 1
+            except UnknownAdvocate:
+                pass  # no longer in the roster
+        return restored
+
+    async def _restore_available(self) -> None:
+        marks = list(self._available_later.values())
+        try:
+            restored = await self._restore_marks(marks)
+        except RoutingError as exc:
+            log.error("could not put the available advocates back (%s); at the next probe", type(exc).__name__)
+            return
+        self._available_later.clear()
+        log.warning("%d advocates put back available after the rebuild", restored)
 
     def sweep_soon(self, delay_s: float = 2.0) -> None:
         """Sweep for calls without a channel at the first probe after

@@ -156,3 +156,70 @@ async def test_an_advocate_ringing_for_a_held_call_is_not_put_back_available_aft
     ana = await store.get_advocate("ana")
     assert (ana.state, ana.call_id) == (S.RINGING, "c1")
     await tasks.close()
+
+
+async def test_after_a_loss_another_engines_ring_claims_its_advocate_before_anyone_is_put_back_available(
+        store, restore, redis_client, clock):
+    # Two engines on one Redis. e2's last read has ana available; e1's call
+    # c1 then rings her, and Redis restarts empty before e2's next probe. e2
+    # rebuilds first: had it put ana back available at once, its next caller
+    # (c2) would be offered her, and c1's claim on her would come too late.
+    tasks = TaskSet()
+
+    def engine(owner: str, held: list[str], claimed: set[str]) -> RoutingRecovery:
+        return RoutingRecovery(
+            RecoveryConfig(owner=owner, probe_s=1, outage_hold_s=30), restore=restore,
+            held=lambda: held, claimed=lambda: claimed, post=lambda key, item: True,
+            sync_roster=lambda: add(store, "ana"), wrap_up=WrapUpTimers(store, tasks, 2.0, HotlineMetrics()),
+            clear_ghosts=lambda: asyncio.sleep(0), clock=clock)
+    e1, e2 = engine("e1", ["c1"], {"ana"}), engine("e2", [], set())
+    try:
+        await add(store, "ana")
+        await store.set_state("ana", S.AVAILABLE)
+        await e2.probe()  # e2's last read: ana available
+        (offer,) = await store.enqueue(call("c1"), {}, TTL_S)  # e1's call rings ana
+        await e1.probe()
+        await redis_client.flushdb()
+
+        clock.advance_ms(1_000)
+        await e2.probe()  # e2 rebuilds first
+        assert await store.enqueue(call("c2", arrival_ms=2_000, owner="e2"), {}, TTL_S) == []
+        await e1.probe()  # then e1, whose ringing call claims ana back
+        assert await restore.restore_call(call("c1"), "offered", ["ana"], {}, TTL_S) == []
+
+        for _ in range(2):
+            clock.advance_ms(1_000)
+            await e2.probe()  # two probes after its rebuild, e2 puts back the available: not ana
+        ana = await store.get_advocate("ana")
+        assert (ana.state, ana.call_id) == (S.RINGING, "c1")
+        assert (await store.get_call("c2"))["state"] == "waiting"
+    finally:
+        await tasks.close()
+
+
+async def test_an_advocate_last_seen_available_is_put_back_two_probes_after_the_rebuild_and_matched(
+        store, restore, redis_client, clock):
+    tasks = TaskSet()
+    recovery = RoutingRecovery(
+        RecoveryConfig(owner="e1", probe_s=1, outage_hold_s=30), restore=restore,
+        held=lambda: ["c1"], claimed=set, post=lambda key, item: True,
+        sync_roster=lambda: add(store, "ana"), wrap_up=WrapUpTimers(store, tasks, 2.0, HotlineMetrics()),
+        clear_ghosts=lambda: asyncio.sleep(0), clock=clock)
+    try:
+        await add(store, "ana")
+        await store.set_state("ana", S.AVAILABLE)
+        await recovery.probe()
+        await redis_client.flushdb()
+        clock.advance_ms(1_000)
+        await recovery.probe()  # the rebuild
+        assert await store.enqueue(call("c1"), {}, TTL_S) == []  # written back; ana not yet available
+        assert (await store.get_advocate("ana")).state is S.OFFLINE
+        clock.advance_ms(1_000)
+        await recovery.probe()
+        assert (await store.get_advocate("ana")).state is S.OFFLINE
+        clock.advance_ms(1_000)
+        await recovery.probe()
+        ana = await store.get_advocate("ana")
+        assert (ana.state, ana.call_id) == (S.RINGING, "c1")  # put back, and offered the waiting call
+    finally:
+        await tasks.close()
