@@ -287,9 +287,19 @@ class RoutingStore:
         if to_queue not in self._queue_names:
             raise ValueError(f"unknown queue {to_queue!r}")
         with redis_errors():
-            reply = await self._scripts.move_queue(
-                keys=[self._keys.call(call_id)],
-                args=[self._keys.prefix, self._now_ms(), call_id, from_queue, to_queue])
+            try:
+                reply = await self._scripts.move_queue(
+                    keys=[self._keys.call(call_id)],
+                    args=[self._keys.prefix, self._now_ms(), call_id, from_queue, to_queue])
+            except redis_exceptions.TimeoutError:
+                # A late reply: the script may have run, and is not sent again
+                # (a repeat would find the call moved: "not waiting"). Its
+                # record tells. Taken for not moved, a call that was would
+                # widen from the wrong queue next, refused each time, and its
+                # maximum wait, behind that step, would never come.
+                if await self._redis.hget(self._keys.call(call_id), "queue") == to_queue:
+                    return []  # moved; an offer it made went out on pub/sub
+                raise
         if reply[0] == "not_waiting":
             return None
         return _offers(reply)

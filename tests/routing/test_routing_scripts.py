@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -453,6 +454,27 @@ async def test_adopting_a_call_answers_its_record_as_the_takeover_found_it(store
         ("offered", "a1", offer.offered_ms, "new")
     assert await store.get_call("c1") == record
     assert await store.adopt_call("unknown", "new") is None
+
+
+async def test_a_widening_whose_reply_came_too_late_is_known_by_the_calls_record(store, redis_client, monkeypatch):
+    await store.enqueue(call("c1", queue="spanish"), {}, TTL_S)
+    evalsha = redis_client.evalsha
+
+    async def ran_then_late(*args):
+        await evalsha(*args)
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    async def late_unrun(*args):
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(redis_client, "evalsha", ran_then_late)
+    assert await store.move_queue("c1", "spanish", "english") == []
+    monkeypatch.setattr(redis_client, "evalsha", late_unrun)
+    with pytest.raises(RoutingUnavailable):
+        await store.move_queue("c1", "english", "relay")
+    monkeypatch.undo()
+    assert (await store.get_call("c1"))["queue"] == "english"
+    assert await store.waiting("english") == ["c1"]
 
 
 # -- observation and failure ---------------------------------------------------------
