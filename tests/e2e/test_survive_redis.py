@@ -38,12 +38,17 @@ OUTAGE_HOLD_S = 6
 RING_ACROSS_RESTART_S = 6
 
 
-async def the_bridged_call(engine: Running) -> str | None:
+async def a_call_in_state(engine: Running, state: str) -> str | None:
+    """A call the engine holds that Redis has in `state`."""
     for key in list(engine.engine.calls):
         record = await engine.store.get_call(key)
-        if record and record.get("state") == "bridged":
+        if record and record.get("state") == state:
             return key
     return None
+
+
+async def the_bridged_call(engine: Running) -> str | None:
+    return await a_call_in_state(engine, "bridged")
 
 
 async def waiting_count(engine: Running, n: int) -> bool:
@@ -130,7 +135,7 @@ async def test_a_redis_restart_while_the_advocate_rings_keeps_that_ring(
     await asyncio.to_thread(sandbox.restart_redis)
 
     await eventually(lambda: _rebuilt(engine), 10, "the engine rebuilding routing")
-    await eventually(lambda: _holds_offered(engine), 5, "the ringing call written back")
+    await eventually(lambda: a_call_in_state(engine, "offered"), 5, "the ringing call written back")
     # The engine resubscribes once Redis is back, before or after the call is
     # written back; a second resubscription sweeps it for certain.
     await redis_client.connection_pool.disconnect()  # the test's own connections died with Redis
@@ -265,14 +270,6 @@ async def test_a_late_reply_to_the_enqueue_rings_the_advocate_once(
         assert not [e for e in seen if backup_rang_for(CALLERS[0])(e)]
         assert await engine.store.waiting("english") == []
         assert (await engine.store.get_call(call))["advocate"] == "ana"
-
-
-async def _holds_offered(engine: Running) -> bool:
-    for key in list(engine.engine.calls):
-        record = await engine.store.get_call(key)
-        if record and record.get("state") == "offered":
-            return True
-    return False
 
 
 async def _subscribed(redis_client: aioredis.Redis) -> bool:

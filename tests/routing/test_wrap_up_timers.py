@@ -4,8 +4,6 @@ timer armed for the wrap-up an advocate is in ends that one only."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from routing_support import QUEUES, TEST_KEYS, until
 
@@ -75,7 +73,10 @@ async def test_a_timer_armed_for_the_wrap_up_an_advocate_is_in_leaves_a_later_on
         # call and ends it before the timer fires.
         await store.end_wrap_up("sam", AdvocateState.AWAY)
         await a_call_taken_and_ended("c2")
-        await asyncio.sleep(0.5)  # a clock: the timer has fired
+
+        async def timer_done() -> bool:
+            return len(tasks) == 0
+        await until(timer_done, 5, "the wrap-up timer fired and done")
     finally:
         await tasks.close()
     sam = await store.get_advocate("sam")
