@@ -13,6 +13,7 @@ import os
 import socket
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -437,6 +438,7 @@ def load_settings(path: Path | str, **overrides: Any) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
     _merge(data, overrides)
+    _check_environment_sections(os.environ)
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -445,6 +447,40 @@ def load_settings(path: Path | str, **overrides: Any) -> Settings:
         # Its cause says where the JSON broke, never the value (it may be a secret).
         raise SettingsError(f"environment: {exc}: a HOTLINE_<SECTION>__<KEY> variable holding a list or "
                             f"a table must be JSON ({exc.__cause__})") from None
+
+
+# HOTLINE_ variables that are not settings: read by the command line and the tests.
+NOT_SETTINGS = frozenset({"HOTLINE_CONFIG", "HOTLINE_TOKEN", "HOTLINE_TEST_ARTIFACTS",
+                          "HOTLINE_UPDATE_SCREENSHOTS"})
+
+
+def _check_environment_sections(environ: Mapping[str, str]) -> None:
+    """Refuse a HOTLINE_ variable that names no section.
+
+    pydantic-settings reads only the variables of sections it knows, so a
+    misspelt section (HOTLINE_REDS__PASSWORD), or one underscore where two
+    belong (HOTLINE_ENGINE_SANDBOX), would leave the file's value in force
+    unnoticed. A misspelt key within a known section is refused by the
+    section's own model. Only the name is shown: the value may be a secret.
+    """
+    prefix = Settings.model_config["env_prefix"]
+    sections = {name.upper() for name in Settings.model_fields}
+    for name in sorted(environ):
+        # Upper-cased as pydantic-settings matches them: regardless of case.
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in NOT_SETTINGS:
+            continue
+        rest = upper[len(prefix):]
+        section, nested, _ = rest.partition("__")
+        if section in sections:
+            continue
+        if nested:
+            raise SettingsError(f"environment: {name}: no settings section {section.lower()!r} "
+                                f"(sections: {', '.join(sorted(s.lower() for s in sections))})")
+        near = next((s for s in sorted(sections) if rest.startswith(s + "_")), None)
+        if near is not None:
+            raise SettingsError(f"environment: {name}: a key of section {near.lower()!r} takes two "
+                                f"underscores: {prefix}{near}__{rest[len(near) + 1:]}")
 
 
 def _merge(into: dict[str, Any], updates: dict[str, Any]) -> None:

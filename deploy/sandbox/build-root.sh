@@ -6,7 +6,7 @@
 #   deploy/sandbox/build-root.sh [ROOT]        (default /var/cache/hotline-sandbox/root)
 set -euo pipefail
 
-root=${1:-${HOTLINE_SANDBOX_ROOT:-/var/cache/hotline-sandbox/root}}
+root=${1:-${HOTLINE_SANDBOX__ROOT:-/var/cache/hotline-sandbox/root}}  # the setting sandbox.root
 marker="$root/.hotline-root-complete"
 packages=(asterisk asterisk-modules asterisk-core-sounds-en asterisk-core-sounds-es
           asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-moh-opsound-wav)

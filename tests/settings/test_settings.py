@@ -157,6 +157,34 @@ def test_misspelt_environment_variable_is_refused_naming_the_key(
     assert "ari.passwrod" in str(error)
     assert_no_secret_in(shown(error))
 
+
+@pytest.mark.parametrize(("variable", "named"), [
+    # pydantic-settings reads only known sections' variables: these two it would ignore.
+    ("HOTLINE_REDS__PASSWORD", "no settings section 'reds'"),
+    ("HOTLINE_ENGINE_SANDBOX", "takes two underscores: HOTLINE_ENGINE__SANDBOX"),
+    ("hotline_redis_password", "takes two underscores: HOTLINE_REDIS__PASSWORD"),
+])
+def test_environment_variable_naming_no_section_is_refused_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, named: str) -> None:
+    monkeypatch.setenv(variable, REDIS_SECRET)
+
+    error = refusal(write(tmp_path, MINIMAL))
+
+    assert variable in str(error) and named in str(error)
+    assert_no_secret_in(shown(error))
+
+
+def test_hotline_variables_that_are_not_settings_are_left_to_their_readers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("HOTLINE_CONFIG", "HOTLINE_TOKEN", "HOTLINE_TEST_ARTIFACTS", "HOTLINE_UPDATE_SCREENSHOTS"):
+        monkeypatch.setenv(variable, "1")
+    monkeypatch.setenv("HOTLINE_ADVOCATES", "[]")  # a whole section in one variable
+    monkeypatch.setenv("HOTLINE_ROUTING__WRAP_UP_S", "4")
+
+    settings = load_settings(write(tmp_path, MINIMAL))
+
+    assert settings.routing.wrap_up_s == 4 and settings.advocates == ()
+
 # -- files that do not load -------------------------------------------------------------
 
 
