@@ -396,6 +396,16 @@ class CallActor:
         self.caller_ref = record.get("caller_ref", "")
         self.sip_call_id = record.get("sip_call_id", "")
         language = record.get("language", "en")
+        # What the menu decided, as the record keeps it: a call adopted
+        # without it could not be written back after Redis lost its data,
+        # and would wait in a line Redis no longer has.
+        defaults = self.s.menu.defaults
+        priority = record.get("priority", "")
+        self.outcome = MenuOutcome(
+            language=language, call_type=record.get("call_type", defaults.call_type),
+            priority=int(priority) if priority.isdigit() else defaults.priority,
+            path=tuple(record.get("path", "").split()), no_input=record.get("no_input") == "1",
+            relay=self.relay)
         self.plan = self.s.config.plan(self.s.config.queue_for_language(language), self.relay,
                                        record.get("call_type") == "crisis")
         waited_s = max(0.0, time.time() - int(record.get("arrival_ms", "0")) / 1000)

@@ -250,3 +250,37 @@ async def test_a_call_adopted_ringing_keeps_its_maximum_wait_after_the_ring_is_m
 
 async def _holds_calls(engine, count: int) -> bool:
     return len(engine.engine.calls) == count
+
+
+async def test_calls_adopted_waiting_and_connected_are_written_back_when_redis_loses_its_data(
+        phones: PhonesClient, http: aiohttp.ClientSession, redis_client):
+    async with doomed_engine(http) as first:
+        await first.act("ana", "login")
+        connected = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+        await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+        async def waiting_for_the_first_engine():
+            return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
+        await eventually(waiting_for_the_first_engine, ROUTE_S, "the second caller waiting")
+
+    # The test probes Redis itself: the engine's own probe waits a minute.
+    async with running_engine(settings_with(redis={"probe_s": 60})) as engine:
+        await eventually(lambda: _holds_calls(engine, 2), 10, "the new engine holding both calls")
+        (waiting,) = await engine.store.waiting("english")
+        arrival_ms = (await engine.store.get_call(waiting))["arrival_ms"]
+        await redis_client.flushdb()  # Redis restarted without its data
+        await engine.recovery.probe()
+        assert engine.recovery.rebuilds == 1
+
+        # Both calls are back as the adopting engine holds them: the waiting
+        # caller in line with their arrival and call type, ana still on hers.
+        assert await engine.store.waiting("english") == [waiting]
+        record = await engine.store.get_call(waiting)
+        assert (record["arrival_ms"], record["call_type"], record["state"]) == (arrival_ms, "tip", "waiting")
+        api = EngineApi(http, engine.http_port)
+        _, ana = await api.request("GET", "/advocates/ana", "ana")
+        assert ana["state"] == "on_call"
+        await api.act("luis", "login")
+        await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering the adopted caller")
+    assert (await phones.call(connected["id"]))["state"] == "answered"
