@@ -104,14 +104,20 @@ class Adoption:
         self._adopt = adopt  # (DID, what to adopt, its caller's channel included): a new call actor
 
     async def run(self) -> int:
-        """Adopt what this engine finds in its application; clear ghosts. Returns calls adopted."""
+        """Adopt what this engine finds in its application; clear ghosts. Returns calls adopted.
+
+        Raises AriError when Asterisk cannot be read: the reconciliation
+        then fails and the events connection is made again, so adoption is
+        tried again. Nothing else would try it, and a dead engine's callers
+        would wait in silence or on music with no plan.
+        """
         try:
             app = await self.s.rest.get_application(self.s.config.app)
             channels = await self.s.rest.list_channels()
             bridges = {b.id: b for b in await self.s.rest.list_bridges()}
         except AriError as exc:
             log.warning("adoption: cannot read the application (%s)", type(exc).__name__)
-            return 0
+            raise
         in_app = set(app.get("channel_ids", []))
         grouped = group_channels(channels, in_app, set(self._held))
         for leg in grouped.orphans:

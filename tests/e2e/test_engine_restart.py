@@ -23,6 +23,7 @@ from ivr.call_states import InMenu
 from ivr.cli import SANDBOX_CONFIG
 from ivr.sandbox.phones_client import PhonesClient
 
+from .ari_proxy import AriProxy
 from .conftest import (
     BACKUP_PHONE,
     PHONES,
@@ -284,3 +285,23 @@ async def test_calls_adopted_waiting_and_connected_are_written_back_when_redis_l
         await api.act("luis", "login")
         await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering the adopted caller")
     assert (await phones.call(connected["id"]))["state"] == "answered"
+
+
+async def test_an_adoption_asterisk_cannot_serve_is_tried_again_not_given_up(
+        phones: PhonesClient, http: aiohttp.ClientSession, ari_proxy: AriProxy, redis_client,
+        monkeypatch: pytest.MonkeyPatch):
+    async with doomed_engine(http):
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+        async def waiting_for_the_first_engine():
+            return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
+        await eventually(waiting_for_the_first_engine, ROUTE_S, "the caller waiting")
+
+    # The new engine's first look at its application is refused, as by a busy Asterisk.
+    ari_proxy.fail("GET", r"^/ari/applications/hotline$")
+    monkeypatch.setenv("HOTLINE_ARI__URL", ari_proxy.url)  # the environment wins over the file
+    async with running_engine(settings_with()) as engine:
+        await eventually(lambda: _holds_calls(engine, 1), 10, "the caller adopted at the next connection")
+        assert ari_proxy.faulted == ["GET /ari/applications/hotline"]
+        await EngineApi(http, engine.http_port).act("luis", "login")
+        await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering the adopted caller")
