@@ -93,6 +93,10 @@ FEATURE_CODE_TIMEOUT_S = 3.0
 # music on meanwhile, one every FALLBACK_RETRY_EVERY_S until it takes them.
 FALLBACK_RETRIES_S = (0.5, 1.0, 2.0)
 FALLBACK_RETRY_EVERY_S = 10.0
+# A plan step Redis refused because the call was offered waits for that
+# offer's ring. The offer comes in a round trip, or with the offers sweep
+# after a resubscription; one not here after this long is not coming.
+OFFER_LOST_S = 10.0
 # A call adopted in the menu: the dead engine's playbacks on it that the new
 # one stops (ivr.hold.HoldLine.stop_left_behind). A playback per prompt, so
 # as many prompts as a caller hears in minutes of the menu; one who has
@@ -122,6 +126,7 @@ class CallActor:
         self.plan: CallPlan | None = None  # fixed when the call joins the line
         self._steps_done = 0  # of plan.steps
         self._steps_pending = False  # a step fell due while an advocate's phone rang
+        self._refused_at_leg: int | None = None  # self._legs when Redis last refused a due step
         self._extra_legs: tuple[str, ...] = ()  # found in an adopted call's bridge (an interpreter)
         self.hold = HoldLine(channel_id, services.rest)
         self._legs = 0
@@ -671,13 +676,38 @@ class CallActor:
                 case Overflow():
                     done = await self._max_wait(self.state)
             if not done:
+                if self._refused_at_leg == self._legs:
+                    await self._routing_lost()
+                    return
                 # The call was offered meanwhile (the offer is on its way):
-                # the step stays due, for when that ring is missed.
+                # the step stays due, for when that ring is missed. Should
+                # the ring never come, the steps are tried again.
+                self._refused_at_leg = self._legs
                 self._steps_pending = True
+                self.timers.start("policy", OFFER_LOST_S)
                 return
+            self._refused_at_leg = None
             self._steps_done += 1
         if isinstance(self.state, Waiting):
             self._arm_policy()
+
+    async def _routing_lost(self) -> None:
+        """A due step refused twice with no ring between: Redis has this call
+        in no line an advocate can take it from, or offered with a ring that
+        never came (a record lost or out of step with the engine). Waiting on
+        would be music with no end; the backup destination is the human the
+        caller can still reach."""
+        log.error("call %s: Redis refused its due steps twice and no advocate rang; "
+                  "sending it to the backup destination", self.key)
+        try:
+            record = await self.s.store.get_call(self.key) or {}
+            if record.get("state") == "offered":
+                self.s.take_offers(await self.s.store.offer_cancelled(self.key, record.get("advocate", "")))
+            else:
+                await self.s.store.abandon(self.key)
+        except RoutingError:
+            pass  # a record left behind ends with the caller's channel, or expires
+        await self._to_fallback("routing_lost")
 
     async def _offer(self, offer: Offer, swept: bool = False) -> None:
         # Redis offers a call only while it waits: an offer naming the advocate

@@ -13,19 +13,23 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+import ivr.call
 from ivr.app import Running, running_engine
 from ivr.ari.rest import AriRest
 from ivr.sandbox.control import Sandbox
 from ivr.sandbox.phones_client import PhonesClient
 from ivr.sandbox.proxy import TcpProxy
 from ivr.settings import Settings
+from routing import Keys
 from routing.scripts import script_source
 
 from .conftest import (
     BACKUP_PHONE,
     PHONES,
+    TEST_PREFIX,
     EngineApi,
     eventually,
+    metric_value,
     sandbox_queues,
     settings_with,
 )
@@ -171,6 +175,28 @@ async def test_a_maximum_wait_due_while_redis_had_lost_the_call_comes_once_the_c
     await engine.recovery.probe()  # Redis's data lost: the rebuild
     assert engine.recovery.rebuilds == 1
     await at_backup(phones, CALLERS[0], 10, "the caller past the maximum wait")
+
+
+@pytest.mark.parametrize("engine_settings", [{"routing": {"queues": sandbox_queues(english={"max_wait_s": 2})}}],
+                         indirect=True)
+async def test_a_waiting_call_redis_lost_alone_reaches_the_backup_rather_than_music_without_end(
+        engine: Running, phones: PhonesClient, redis_client: aioredis.Redis, http: aiohttp.ClientSession,
+        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ivr.call, "OFFER_LOST_S", 1.0)  # how long a refused step waits for its ring
+    await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
+    await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "the call waiting")
+    (call,) = await engine.store.waiting("english")
+    # The call alone is lost (a failover to a replica that never had it):
+    # Redis keeps its epoch, so no rebuild puts it back. Its maximum wait is
+    # refused as "not waiting", as for a call whose offer is on its way.
+    keys = Keys(TEST_PREFIX)
+    await redis_client.delete(keys.call(call))
+    await redis_client.zrem(keys.waiting("english"), call)
+
+    await at_backup(phones, CALLERS[0], 30, "the caller Redis lost")  # after the bilingual "stay on the line"
+    assert engine.recovery.rebuilds == 0
+    page = await EngineApi(http, engine.http_port).metrics()
+    assert metric_value(page, "hotline_fallbacks_total", reason="routing_lost") == 1
 
 
 @pytest.fixture
