@@ -97,6 +97,9 @@ FALLBACK_RETRY_EVERY_S = 10.0
 # offer's ring. The offer comes in a round trip, or with the offers sweep
 # after a resubscription; one not here after this long is not coming.
 OFFER_LOST_S = 10.0
+# Hold music Asterisk refused is asked for again this soon: otherwise only
+# the next comfort message's end (a minute) would end the silence.
+MUSIC_RETRY_S = 2.0
 # A call adopted in the menu: the dead engine's playbacks on it that the new
 # one stops (ivr.hold.HoldLine.stop_left_behind). A playback per prompt, so
 # as many prompts as a caller hears in minutes of the menu; one who has
@@ -430,7 +433,7 @@ class CallActor:
 
     async def _wait_adopted(self) -> None:
         """An adopted call in line: its music, comfort messages and plan."""
-        await self.hold.music()
+        await self._music()
         self._arm_comfort()
         await self._policy_due()
 
@@ -557,6 +560,9 @@ class CallActor:
             await self._menu(self.state.session.timed_out())
         elif name == "policy":
             await self._policy_due()
+        elif name == "music" and isinstance(self.state, (Waiting, Ringing, Escalating)) \
+                and self.hold.message is None:
+            await self._music()
         elif name == "comfort" and isinstance(self.state, Waiting):
             await self._comfort(self.state)
         elif name == "feature" and isinstance(self.state, Connected):
@@ -624,9 +630,9 @@ class CallActor:
                 # as any caller who hangs up while waiting or ringing.
                 await self._caller_gone("hung up in the menu")
             except AriError as exc:
-                # Asterisk slow or out of reach: the call keeps its place in
-                # line; the comfort message's end starts the music again.
+                # Asterisk slow or out of reach: the call keeps its place in line.
                 log.warning("call %s: hold music not started (%s)", self.key, type(exc).__name__)
+                self.timers.start("music", MUSIC_RETRY_S)
 
     async def _count_today(self, *counts: str) -> None:
         """Today's counts on the wallboard, shared by every engine: counted
@@ -647,6 +653,18 @@ class CallActor:
 
     def _waited_s(self) -> float:
         return time.monotonic() - self._enqueued_at
+
+    async def _say(self, media: list[str]) -> bool:
+        """A message to a caller in line, or the music again if it cannot be said."""
+        if await self.hold.say(media):
+            return True
+        await self._music()
+        return False
+
+    async def _music(self) -> None:
+        """Hold music for a caller in line; asked for again shortly if refused."""
+        if not await self.hold.music():
+            self.timers.start("music", MUSIC_RETRY_S)
 
     def _arm_comfort(self) -> None:
         # Counted from the end of whatever was last said: the caller always
@@ -813,7 +831,7 @@ class CallActor:
                         type(exc).__name__)
             await self._advocate_missed("dial_failed")
             if isinstance(self.state, Waiting):
-                await self.hold.music()
+                await self._music()
             return
         self.timers.cancel("policy")
         self.timers.cancel("comfort")
@@ -860,7 +878,7 @@ class CallActor:
     async def _hold_message_over(self) -> None:
         # Ringing too: an offer may come while a message is being said.
         if isinstance(self.state, (Waiting, Ringing, Escalating)):
-            await self.hold.music()
+            await self._music()
         if isinstance(self.state, Waiting):
             self._arm_comfort()
 
@@ -937,7 +955,7 @@ class CallActor:
         if interpreter is not None:
             self.interpreter_on_answer = InterpreterRequest(interpreter, source="overflow")
         if say is not None and isinstance(self.state, Waiting):
-            await self.hold.say([f"sound:hotline/{say}"])
+            await self._say([f"sound:hotline/{say}"])
         return True
 
     async def _comfort(self, waiting: Waiting) -> None:
@@ -964,7 +982,7 @@ class CallActor:
         if isinstance(self.state, Waiting):
             self.s.metrics.comfort_messages.labels(queue=self._plan.entry_queue).inc()
             log.info("call %s: %s", self.key, said)
-            if not await self.hold.say(media):
+            if not await self._say(media):
                 self._arm_comfort()  # no end of it will re-arm the timer
 
     async def _max_wait(self, waiting: Waiting) -> bool:
@@ -998,7 +1016,7 @@ class CallActor:
         if not escalation.ringing:
             await self._escalation_failed(escalation)
             return True
-        await self.hold.say(["sound:hotline/escalating"])
+        await self._say(["sound:hotline/escalating"])
         return True
 
     async def _escalation_event(self, state: Escalating, item: object) -> bool:

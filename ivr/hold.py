@@ -56,19 +56,23 @@ class HoldLine:
             log.warning("channel %s: %d of the dead engine's playbacks not stopped (%s)", self.channel,
                         len(failed), type(failed[0]).__name__)
 
-    async def music(self) -> None:
+    async def music(self) -> bool:
+        """Start the hold music; False if Asterisk refused it (worth asking again)."""
         try:
             await self.rest.start_moh(self.channel)
         except AriNotFound:
             pass  # the caller left; their events follow
         except AriError as exc:
             # Asterisk slow or out of reach: the call goes on (its place in
-            # line, its timers); the next message's end starts the music again.
+            # line, its timers); the caller of this asks again.
             log.warning("channel %s: hold music not started (%s)", self.channel, type(exc).__name__)
+            return False
+        return True
 
     async def say(self, media: Sequence[str]) -> bool:
         """Stop the music (or the message being said) and play `media`.
-        False if it is not being said: the caller is gone, or hears the music again."""
+        False if it is not being said: the caller is gone, or Asterisk
+        refused it, and the caller of this starts the music again."""
         await self.stop()
         self.message = self.next_playback_id()
         try:
@@ -79,10 +83,9 @@ class HoldLine:
             return False
         except AriError as exc:
             # Not said, and no end of it will come to start the music: the
-            # caller must not be left with neither.
+            # caller of this must, or the caller is left with neither.
             self.message = None
             log.warning("channel %s: hold message not played (%s)", self.channel, type(exc).__name__)
-            await self.music()
             return False
         return True
 

@@ -6,10 +6,12 @@ the engine cannot move on reaches the backup destination."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ivr.ari.rest import AriRest
-from ivr.call import FALLBACK_RETRIES_S, FALLBACK_RETRY_EVERY_S
+from ivr.call import FALLBACK_RETRIES_S, FALLBACK_RETRY_EVERY_S, MUSIC_RETRY_S
 from ivr.sandbox.phones_client import PhonesClient
 
 from .ari_proxy import AriProxy
@@ -32,10 +34,11 @@ PLAY = r"^/ari/channels/[^/]+/play"
 
 
 @pytest.fixture
-def engine_settings(ari_proxy, monkeypatch):
+def engine_settings(ari_proxy, monkeypatch, request: pytest.FixtureRequest):
     # The environment wins over the file and its overrides, and the sandbox's may name ARI.
     monkeypatch.setenv("HOTLINE_ARI__URL", ari_proxy.url)
-    english = {"comfort_every_s": COMFORT_EVERY_S, "comfort_position": False}
+    # param: the English queue's settings a test changes.
+    english = {"comfort_every_s": COMFORT_EVERY_S, "comfort_position": False, **getattr(request, "param", {})}
     return settings_with(routing={"queues": sandbox_queues(english=english),
                                   "crisis": {"escalate_after_s": ESCALATE_S, "supervisor_ring_s": 10}})
 
@@ -91,6 +94,22 @@ async def test_a_comfort_message_asterisk_refuses_leaves_the_caller_on_music_in_
     await eventually(said_again, COMFORT_EVERY_S + 3, "the next comfort message")
     await api.act("ana", "login")
     await phones.wait_for(rang(PHONES["ana"]), 5, what="ana's phone ringing for the caller still in line")
+
+
+# No comfort messages: the end of one would start the music again anyway.
+@pytest.mark.parametrize("engine_settings", [{"comfort_every_s": None}], indirect=True)
+async def test_hold_music_asterisk_refuses_is_asked_for_again_within_seconds(
+        engine, phones: PhonesClient, ari_proxy: AriProxy):
+    ari_proxy.fail("POST", r"^/ari/channels/[^/]+/moh$")  # as the caller joins the line
+    call = await phones.place_call(CALLER, TOLL_FREE, dtmf=TIP)
+    await eventually(lambda: engine.store.waiting("english"), ROUTE_S, "the call waiting")
+    async def refused():
+        return ari_proxy.faulted
+    await eventually(refused, 5, "the music refused")
+
+    # A clock, not a condition: the music is due again MUSIC_RETRY_S after the refusal.
+    await asyncio.sleep(MUSIC_RETRY_S + 0.5)
+    assert await phones.listen(call["id"], seconds=2) > MUSIC_RMS
 
 
 async def test_a_supervisor_asterisk_cannot_connect_leaves_the_crisis_caller_with_the_backup(
