@@ -179,9 +179,9 @@ async def test_a_maximum_wait_due_while_redis_had_lost_the_call_comes_once_the_c
 
 @pytest.mark.parametrize("engine_settings", [{"routing": {"queues": sandbox_queues(english={"max_wait_s": 2})}}],
                          indirect=True)
-async def test_a_waiting_call_redis_lost_alone_reaches_the_backup_rather_than_music_without_end(
+async def test_a_waiting_call_redis_lost_alone_goes_to_the_backup_rather_than_music_without_end(
         engine: Running, phones: PhonesClient, redis_client: aioredis.Redis, http: aiohttp.ClientSession,
-        monkeypatch: pytest.MonkeyPatch):
+        ari: AriRest, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(ivr.call, "OFFER_LOST_S", 1.0)  # how long a refused step waits for its ring
     await phones.place_call(CALLERS[0], TOLL_FREE, dtmf=TIP)
     await eventually(lambda: waiting_count(engine, 1), ROUTE_S, "the call waiting")
@@ -193,7 +193,11 @@ async def test_a_waiting_call_redis_lost_alone_reaches_the_backup_rather_than_mu
     await redis_client.delete(keys.call(call))
     await redis_client.zrem(keys.waiting("english"), call)
 
-    await at_backup(phones, CALLERS[0], 30, "the caller Redis lost")  # after the bilingual "stay on the line"
+    # Handed to the dialplan fallback, which other tests follow to the backup
+    # phone (after its bilingual "stay on the line", 8 s more here).
+    async def in_the_fallback():
+        return (await ari.get_channel(call)).dialplan.context == "hotline-fallback"
+    await eventually(in_the_fallback, 2 + 2 * 1.0 + 5, "the caller Redis lost handed to the fallback")
     assert engine.recovery.rebuilds == 0
     page = await EngineApi(http, engine.http_port).metrics()
     assert metric_value(page, "hotline_fallbacks_total", reason="routing_lost") == 1
