@@ -15,6 +15,7 @@ function over what ARI reports.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable
@@ -22,7 +23,10 @@ from dataclasses import dataclass, field
 
 from ivr.ari.errors import AriError, AriNotFound
 from ivr.ari.models import Bridge, Channel
+from ivr.ari.rest import AriRest
+from ivr.call import ADOPTED_PROMPTS_STOPPED, FALLBACK_CONTEXT
 from ivr.call_states import Adopt
+from ivr.hold import HoldLine
 from ivr.services import CallServices
 from routing.errors import RoutingError, StaleOffer
 
@@ -195,3 +199,48 @@ class Adoption:
             await self.s.rest.hangup(channel_id)
         except AriNotFound:
             pass
+
+
+async def rescue_stranded(rest: AriRest, app: str) -> int:
+    """Hand to the dialplan fallback every caller left in `app` who is not
+    talking to anyone; returns how many.
+
+    For an engine that cannot start (Redis down): a dead engine's callers
+    stay in its Stasis application, in silence or on music, and no engine
+    will move them until one starts. The backup destination is the human
+    they can reach. A caller bridged with an advocate, an interpreter or a
+    supervisor stays as they are; legs still ringing for the others hang up.
+    """
+    application = await rest.get_application(app)
+    channels = await rest.list_channels()
+    bridges = await rest.list_bridges()
+    talking = {c for b in bridges if isinstance(b, Bridge) and len(b.channels) > 1 for c in b.channels}
+    grouped = group_channels(channels, set(application.get("channel_ids", [])), held=set())
+    handed = 0
+    for call_id, found in grouped.calls.items():
+        if call_id in talking:
+            continue
+        for leg in found.legs:
+            await _hang_up_quietly(rest, leg.id)
+        try:
+            # What the dead engine left playing would hold the hand-over until its end.
+            await HoldLine(call_id, rest).stop_left_behind(ADOPTED_PROMPTS_STOPPED)
+            with contextlib.suppress(AriError):
+                await rest.stop_moh(call_id)  # the dialplan's announcement next, not over the music
+            await rest.continue_in_dialplan(call_id, context=FALLBACK_CONTEXT, extension="s", priority=1)
+        except AriNotFound:
+            continue  # the caller hung up meanwhile
+        except AriError as exc:
+            log.error("rescue: caller %s not handed to the fallback (%s)", call_id, type(exc).__name__)
+            continue
+        handed += 1
+    for orphan in grouped.orphans:
+        await _hang_up_quietly(rest, orphan)
+    return handed
+
+
+async def _hang_up_quietly(rest: AriRest, channel_id: str) -> None:
+    try:
+        await rest.hangup(channel_id)
+    except AriError:
+        pass  # gone already, or Asterisk busy: a ringing leg times out by itself

@@ -15,8 +15,9 @@ import redis.asyncio as redis
 from redis.backoff import ExponentialBackoff
 from aiohttp import web
 
-from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, Adoption
+from ivr.adoption import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, Adoption, rescue_stranded
 from ivr.api import Api, Authenticator, RosterEntry
+from ivr.ari.errors import AriError
 from ivr.ari.rest import AriRest, ari_session
 from ivr.ari.socket_requests import SocketRequests
 from ivr.ari.stream import Backoff, EventStream, RequestSocket
@@ -192,8 +193,9 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
     runner = web.AppRunner(http, access_log=None, shutdown_timeout=5)
     try:
         try:
-            await sync_roster(store, settings)
+            await _sync_roster_within_hold(store, settings)
         except RoutingError as exc:
+            await _rescue_before_exit(rest, settings.engine.app)
             raise SystemExit(f"redis at {redact_url(settings.redis.url)}: unavailable at start-up "
                              f"({type(exc).__name__})") from exc
         await wrap_up.resume(int(time.time() * 1000))
@@ -223,6 +225,35 @@ async def running_engine(settings: Settings) -> AsyncIterator[Running]:
         await runner.cleanup()
         await session.close()
         await redis_client.aclose()
+
+
+async def _sync_roster_within_hold(store: RoutingStore, settings: Settings) -> None:
+    """The roster into Redis, tried again every probe for as long as a running
+    engine holds its callers through an outage (redis.outage_hold_s): a Redis
+    restarting beside the engine takes a second or two."""
+    deadline = time.monotonic() + settings.redis.outage_hold_s
+    while True:
+        try:
+            await sync_roster(store, settings)
+            return
+        except RoutingError as exc:
+            if time.monotonic() + settings.redis.probe_s > deadline:
+                raise
+            log.error("redis unavailable at start-up (%s); trying again", type(exc).__name__)
+            await asyncio.sleep(settings.redis.probe_s)
+
+
+async def _rescue_before_exit(rest: AriRest, app: str) -> None:
+    """An engine that cannot start hands the callers a dead engine left in
+    Stasis to the backup destination: nobody else would move them."""
+    try:
+        handed = await rescue_stranded(rest, app)
+    except AriError as exc:
+        log.error("rescue: cannot read the application (%s); callers left in it wait for an engine",
+                  type(exc).__name__)
+        return
+    if handed:
+        log.warning("rescue: %d callers left in the application handed to the backup destination", handed)
 
 
 async def open_connections(client: redis.Redis) -> None:

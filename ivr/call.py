@@ -105,6 +105,8 @@ MUSIC_RETRY_S = 2.0
 # as many prompts as a caller hears in minutes of the menu; one who has
 # heard more may have their first request held until the prompt ends.
 ADOPTED_PROMPTS_STOPPED = 40
+# The dialplan context that takes a caller to the backup destination (dialplans/extensions.conf).
+FALLBACK_CONTEXT = "hotline-fallback"
 # Set on the channel of a caller who said in the menu that they call through
 # a relay service (one known by number or line needs no mark): an engine
 # adopting the call mid-menu reads it, as it reads the channel's language.
@@ -1263,7 +1265,7 @@ class CallActor:
                 with contextlib.suppress(AriError):
                     await self.s.rest.stop_moh(self.channel)
             try:
-                await self.s.rest.continue_in_dialplan(self.channel, context="hotline-fallback", extension="s",
+                await self.s.rest.continue_in_dialplan(self.channel, context=FALLBACK_CONTEXT, extension="s",
                                                        priority=1)
             except AriNotFound:
                 pass  # the caller hung up

@@ -305,3 +305,34 @@ async def test_an_adoption_asterisk_cannot_serve_is_tried_again_not_given_up(
         assert ari_proxy.faulted == ["GET /ari/applications/hotline"]
         await EngineApi(http, engine.http_port).act("luis", "login")
         await phones.wait_for(answered_at(PHONES["luis"]), 10, what="luis answering the adopted caller")
+
+
+async def test_an_engine_that_cannot_start_hands_the_dead_engines_waiting_caller_to_the_backup(
+        sandbox, phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession, redis_client):
+    async with doomed_engine(http) as first:
+        await first.act("ana", "login")
+        connected = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+        await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
+        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
+
+        async def waiting_for_the_first_engine():
+            return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
+        await eventually(waiting_for_the_first_engine, ROUTE_S, "the second caller waiting")
+        (waiting,) = await redis_client.zrange(f"{TEST_PREFIX}q:english:waiting", 0, -1)
+
+    # The next engine finds Redis down, and gives up after the outage hold.
+    await asyncio.to_thread(sandbox.stop_redis)
+    try:
+        with pytest.raises(SystemExit, match="unavailable at start-up"):
+            async with running_engine(settings_with(redis={"outage_hold_s": 1.0, "probe_s": 0.5})):
+                pass
+        # The dead engine's waiting caller is not left on music with nobody to
+        # move them: handed to the dialplan fallback, which other tests follow
+        # to the backup phone (after its bilingual "stay on the line")...
+        assert (await ari.get_channel(waiting)).dialplan.context == "hotline-fallback"
+        # ...and the caller talking with ana still is.
+        assert (await phones.call(connected["id"]))["state"] == "answered"
+        assert not [e for e in await phones.seen_until_now()
+                    if e["call"] == connected["id"] and e["kind"] == "ended"]
+    finally:
+        await asyncio.to_thread(sandbox.start_redis)

@@ -86,9 +86,10 @@ async def test_an_unreachable_redis_stops_the_engine_without_showing_the_passwor
     for name in [n for n in os.environ if n.upper().startswith("HOTLINE_")]:
         monkeypatch.delenv(name)
     caplog.set_level(logging.DEBUG)
+    # No Asterisk either: the engine that gives up hands nobody to the fallback.
     settings = load_settings(SANDBOX_CONFIG, redis={"url": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0",
-                                                    "password": None},
-                             engine={"http_port": 0})
+                                                    "password": None, "outage_hold_s": 0.5, "probe_s": 0.2},
+                             engine={"http_port": 0}, ari={"url": f"http://127.0.0.1:{free_port()}"})
 
     with pytest.raises(SystemExit) as caught:
         async with running_engine(settings):
