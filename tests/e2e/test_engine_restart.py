@@ -253,8 +253,10 @@ async def _holds_calls(engine, count: int) -> bool:
     return len(engine.engine.calls) == count
 
 
-async def test_calls_adopted_waiting_and_connected_are_written_back_when_redis_loses_its_data(
-        phones: PhonesClient, http: aiohttp.ClientSession, redis_client):
+async def a_dead_engines_connected_and_waiting_callers(http: aiohttp.ClientSession, phones: PhonesClient,
+                                                      redis_client) -> tuple[dict, str]:
+    """An engine SIGKILLed while ana talks with one caller and another waits:
+    the connected caller's call (the phones' view) and the waiting call's id."""
     async with doomed_engine(http) as first:
         await first.act("ana", "login")
         connected = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
@@ -264,6 +266,13 @@ async def test_calls_adopted_waiting_and_connected_are_written_back_when_redis_l
         async def waiting_for_the_first_engine():
             return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
         await eventually(waiting_for_the_first_engine, ROUTE_S, "the second caller waiting")
+        (waiting,) = await redis_client.zrange(f"{TEST_PREFIX}q:english:waiting", 0, -1)
+    return connected, waiting
+
+
+async def test_calls_adopted_waiting_and_connected_are_written_back_when_redis_loses_its_data(
+        phones: PhonesClient, http: aiohttp.ClientSession, redis_client):
+    connected, _ = await a_dead_engines_connected_and_waiting_callers(http, phones, redis_client)
 
     # The test probes Redis itself: the engine's own probe waits a minute.
     async with running_engine(settings_with(redis={"probe_s": 60})) as engine:
@@ -309,16 +318,7 @@ async def test_an_adoption_asterisk_cannot_serve_is_tried_again_not_given_up(
 
 async def test_an_engine_that_cannot_start_hands_the_dead_engines_waiting_caller_to_the_backup(
         sandbox, phones: PhonesClient, ari: AriRest, http: aiohttp.ClientSession, redis_client):
-    async with doomed_engine(http) as first:
-        await first.act("ana", "login")
-        connected = await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
-        await phones.wait_for(answered_at(PHONES["ana"]), ROUTE_S, what="ana answering")
-        await phones.place_call(CALLER, TOLL_FREE, dtmf="12")
-
-        async def waiting_for_the_first_engine():
-            return await redis_client.zcard(f"{TEST_PREFIX}q:english:waiting") == 1
-        await eventually(waiting_for_the_first_engine, ROUTE_S, "the second caller waiting")
-        (waiting,) = await redis_client.zrange(f"{TEST_PREFIX}q:english:waiting", 0, -1)
+    connected, waiting = await a_dead_engines_connected_and_waiting_callers(http, phones, redis_client)
 
     # The next engine finds Redis down, and gives up after the outage hold.
     await asyncio.to_thread(sandbox.stop_redis)
