@@ -211,7 +211,10 @@ async def rescue_stranded(rest: AriRest, app: str) -> int:
     they can reach. A caller bridged with an advocate, an interpreter or a
     supervisor stays as they are; legs still ringing for the others hang up.
     """
-    application = await rest.get_application(app)
+    try:
+        application = await rest.get_application(app)
+    except AriNotFound:
+        return 0  # Asterisk forgot the application: no channel is left in it
     channels = await rest.list_channels()
     bridges = await rest.list_bridges()
     talking = {c for b in bridges if isinstance(b, Bridge) and len(b.channels) > 1 for c in b.channels}
