@@ -1,11 +1,13 @@
 """Grouping the channels a dead engine left (pure): its monitoring sessions are
-not adopted with its calls, and its legs still ringing are known for legs."""
+not adopted with its calls, and its legs still ringing are known for legs. And
+the rescue of an engine that cannot start, where Asterisk has nothing left."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ivr.adoption import group_channels
+from ivr.adoption import group_channels, rescue_stranded
+from ivr.ari.errors import AriNotFound
 from ivr.ari.models import CallerId, Channel, DialplanCep
 
 
@@ -48,3 +50,17 @@ def test_legs_still_ringing_are_known_by_their_names_not_taken_for_callers():
     assert [leg.id for leg in grouped.calls["c2"].legs] == ["c2-leg1", "c2-int1"]
     assert [leg.id for leg in grouped.calls["host-17.4"].legs] == ["host-17.4-leg2"]
     assert set(grouped.orphans) == {"c2-mon-0a1b2c", "gone-sup1"}
+
+
+class ApplicationGone:
+    """An Asterisk that no longer knows the application (no WebSocket, no channel in it)."""
+
+    async def get_application(self, name: str) -> dict:
+        raise AriNotFound(f"application {name} not found", status=404)
+
+    async def list_channels(self) -> list:
+        raise AssertionError("nothing to list: the application is gone")
+
+
+async def test_a_rescue_of_an_application_asterisk_forgot_hands_nobody_over():
+    assert await rescue_stranded(ApplicationGone(), "hotline") == 0
