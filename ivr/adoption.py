@@ -116,13 +116,10 @@ class Adoption:
         would wait in silence or on music with no plan.
         """
         try:
-            app = await self.s.rest.get_application(self.s.config.app)
-            channels = await self.s.rest.list_channels()
-            bridges = {b.id: b for b in await self.s.rest.list_bridges()}
+            in_app, channels, bridges = await read_application(self.s.rest, self.s.config.app)
         except AriError as exc:
             log.warning("adoption: cannot read the application (%s)", type(exc).__name__)
             raise
-        in_app = set(app.get("channel_ids", []))
         grouped = group_channels(channels, in_app, set(self._held))
         for leg in grouped.orphans:
             await self._hang_up(leg)
@@ -201,6 +198,16 @@ class Adoption:
             pass
 
 
+async def read_application(rest: AriRest, app: str) -> tuple[set[str], list[Channel], dict[str, Bridge]]:
+    """What Asterisk has of `app`: the ids of the channels in it, every
+    channel, and the bridges by id (raises AriError, AriNotFound if Asterisk
+    no longer knows the application)."""
+    application = await rest.get_application(app)
+    channels = await rest.list_channels()
+    bridges = {b.id: b for b in await rest.list_bridges()}
+    return set(application.get("channel_ids", [])), channels, bridges
+
+
 async def rescue_stranded(rest: AriRest, app: str) -> int:
     """Hand to the dialplan fallback every caller left in `app` who is not
     talking to anyone; returns how many.
@@ -212,13 +219,11 @@ async def rescue_stranded(rest: AriRest, app: str) -> int:
     supervisor stays as they are; legs still ringing for the others hang up.
     """
     try:
-        application = await rest.get_application(app)
+        in_app, channels, bridges = await read_application(rest, app)
     except AriNotFound:
         return 0  # Asterisk forgot the application: no channel is left in it
-    channels = await rest.list_channels()
-    bridges = await rest.list_bridges()
-    talking = {c for b in bridges if isinstance(b, Bridge) and len(b.channels) > 1 for c in b.channels}
-    grouped = group_channels(channels, set(application.get("channel_ids", [])), held=set())
+    talking = {c for b in bridges.values() if len(b.channels) > 1 for c in b.channels}
+    grouped = group_channels(channels, in_app, held=set())
     handed = 0
     for call_id, found in grouped.calls.items():
         if call_id in talking:
