@@ -34,7 +34,7 @@ def free_port() -> int:
 START_TIMEOUT_S = 10.0
 
 
-def _wait_for_ping(url: str, process: subprocess.Popen, timeout_s: float) -> bool:
+def wait_for_ping(url: str, process: subprocess.Popen, timeout_s: float) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout_s
     try:
@@ -66,7 +66,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         url = f"redis://127.0.0.1:{port}/0"
-        if _wait_for_ping(url, process, START_TIMEOUT_S):
+        if wait_for_ping(url, process, START_TIMEOUT_S):
             break
         process.terminate()
         process.wait(timeout=5)

@@ -5,40 +5,26 @@ snapshot, which the engine would take for current data."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
 from ivr.settings import REPO
+from tests.conftest import START_TIMEOUT_S, free_port, wait_for_ping
 
 REDIS_CONF = REPO / "deploy" / "redis" / "redis.conf"
 
 PASSWORD = "persistence-test"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start(directory: Path, port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(["redis-server", str(REDIS_CONF), "--port", str(port), "--dir", str(directory),
                                "--requirepass", PASSWORD],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with redis.Redis(port=port, password=PASSWORD) as client:
-                if client.info("persistence")["loading"] == 0:
-                    return server
-        except redis.ConnectionError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+    # PING answers LOADING until the append-only file is read back.
+    assert wait_for_ping(f"redis://:{PASSWORD}@127.0.0.1:{port}/0", server, START_TIMEOUT_S), "redis-server up"
+    return server
 
 
 def test_a_redis_killed_comes_back_with_every_acknowledged_write(tmp_path: Path):
